@@ -1,0 +1,281 @@
+//! The errors of the pool: building it, submitting to it, and what a finished job reports.
+
+use std::error::Error;
+use std::fmt;
+
+/// Why [`PoolBuilder::build`](crate::PoolBuilder::build) could not build a pool.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{BuildError, Pool};
+///
+/// let err = Pool::builder().threads(0).build().unwrap_err();
+/// assert_eq!(err, BuildError::ZeroThreads);
+/// assert_eq!(err.to_string(), "a pool needs at least one worker thread (threads(0) was given)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `threads(0)`: a pool needs at least one worker.
+    ZeroThreads,
+    /// The operating system refused to start a worker thread.
+    Spawn(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroThreads => {
+                f.write_str("a pool needs at least one worker thread (threads(0) was given)")
+            }
+            BuildError::Spawn(why) => write!(f, "could not start a worker thread: {why}"),
+        }
+    }
+}
+
+impl Error for BuildError {}
+
+/// What was wrong with a submission; see [`SubmitError`].
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Pool, SubmitErrorKind};
+///
+/// let pool = Pool::new(1);
+/// let err = pool.try_submit(vec![|| 1], 0).unwrap_err();
+/// assert_eq!(err.kind(), SubmitErrorKind::ZeroLimit);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SubmitErrorKind {
+    /// The job's cap was 0: it could never run a task.
+    ZeroLimit,
+    /// The pool was shut down (by [`Pool::shutdown`](crate::Pool::shutdown) or
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now)) and takes no more jobs.
+    ShutDown,
+}
+
+impl fmt::Display for SubmitErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitErrorKind::ZeroLimit => "a job's cap must be at least 1 (0 was given)",
+            SubmitErrorKind::ShutDown => "the pool is shut down and takes no more jobs",
+        })
+    }
+}
+
+/// A submission the pool refused, with the tasks handed back untouched.
+///
+/// Returned by [`Pool::try_submit`](crate::Pool::try_submit); [`Pool::submit`](crate::Pool::submit)
+/// panics with the same message instead.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Pool, SubmitErrorKind};
+///
+/// let pool = Pool::new(1);
+/// pool.shutdown();
+/// let err = pool.try_submit(vec![|| "hello"], 1).unwrap_err();
+/// assert_eq!(err.kind(), SubmitErrorKind::ShutDown);
+/// let tasks = err.into_tasks(); // nothing was run or dropped
+/// assert_eq!(tasks.len(), 1);
+/// ```
+pub struct SubmitError<F> {
+    kind: SubmitErrorKind,
+    tasks: Vec<F>,
+}
+
+impl<F> SubmitError<F> {
+    pub(crate) fn new(kind: SubmitErrorKind, tasks: Vec<F>) -> Self {
+        SubmitError { kind, tasks }
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> SubmitErrorKind {
+        self.kind
+    }
+
+    /// The tasks that were not submitted, in submission order.
+    pub fn into_tasks(self) -> Vec<F> {
+        self.tasks
+    }
+}
+
+impl<F> fmt::Debug for SubmitError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubmitError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for SubmitError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl<F> Error for SubmitError<F> {}
+
+/// [`JobHandle::set_limit`](crate::JobHandle::set_limit) was given 0.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::Pool;
+///
+/// let pool = Pool::new(1);
+/// let job = pool.submit(vec![|| ()], 1);
+/// let err = job.set_limit(0).unwrap_err();
+/// assert_eq!(err.to_string(), "a job's cap must be at least 1 (0 was given)");
+/// job.wait().unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZeroLimitError;
+
+impl fmt::Display for ZeroLimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&SubmitErrorKind::ZeroLimit, f)
+    }
+}
+
+impl Error for ZeroLimitError {}
+
+/// Why one task produced no result.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Pool, TaskError};
+///
+/// let pool = Pool::new(1);
+/// let tasks: Vec<Box<dyn FnOnce() -> u32 + Send>> =
+///     vec![Box::new(|| 1), Box::new(|| panic!("no luck"))];
+/// let err = pool.submit(tasks, 1).wait().unwrap_err();
+/// let results = err.into_results();
+/// assert_eq!(results[0], Ok(1));
+/// assert_eq!(results[1], Err(TaskError::Panicked("no luck".to_owned())));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TaskError {
+    /// The task panicked; this is the panic's message.
+    Panicked(String),
+    /// The task never started: its job was cancelled or the pool shut down with
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now).
+    Cancelled,
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Panicked(msg) => write!(f, "task panicked: {msg}"),
+            TaskError::Cancelled => f.write_str("task cancelled before it started"),
+        }
+    }
+}
+
+impl Error for TaskError {}
+
+/// A job in which at least one task panicked or was cancelled.
+///
+/// Every other task still ran; their results are reachable through
+/// [`results`](JobError::results) and [`into_results`](JobError::into_results), in
+/// submission order.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::Pool;
+///
+/// let pool = Pool::new(2);
+/// let job = pool.submit((0..4).map(|i| move || if i == 2 { panic!("bad input {i}") } else { i }), 2);
+/// let err = job.wait().unwrap_err();
+/// assert_eq!(err.panics().collect::<Vec<_>>(), vec![(2, "bad input 2")]);
+/// assert_eq!(err.to_string(), "1 of 4 tasks panicked (task 2: bad input 2)");
+/// let done: Vec<_> = err.into_results().into_iter().filter_map(Result::ok).collect();
+/// assert_eq!(done, vec![0, 1, 3]);
+/// ```
+pub struct JobError<T> {
+    results: Vec<Result<T, TaskError>>,
+}
+
+impl<T> JobError<T> {
+    pub(crate) fn new(results: Vec<Result<T, TaskError>>) -> Self {
+        JobError { results }
+    }
+
+    /// The tasks that panicked, as `(task index, panic message)`, in submission order.
+    pub fn panics(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Err(TaskError::Panicked(msg)) => Some((i, msg.as_str())),
+                _ => None,
+            })
+    }
+
+    /// The indices of the tasks that were cancelled before they started.
+    pub fn cancelled(&self) -> impl Iterator<Item = usize> + '_ {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| matches!(r, Err(TaskError::Cancelled)).then_some(i))
+    }
+
+    /// Whether any task was cancelled (the job was cancelled, or the pool shut down with
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now)).
+    pub fn was_cancelled(&self) -> bool {
+        self.cancelled().next().is_some()
+    }
+
+    /// Every task's outcome, in submission order.
+    pub fn results(&self) -> &[Result<T, TaskError>] {
+        &self.results
+    }
+
+    /// Every task's outcome, in submission order, by value.
+    pub fn into_results(self) -> Vec<Result<T, TaskError>> {
+        self.results
+    }
+}
+
+impl<T> fmt::Debug for JobError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobError")
+            .field("tasks", &self.results.len())
+            .field("panics", &self.panics().collect::<Vec<_>>())
+            .field("cancelled", &self.cancelled().count())
+            .finish()
+    }
+}
+
+impl<T> fmt::Display for JobError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 3;
+        let total = self.results.len();
+        let panics = self.panics().count();
+        let cancelled = self.cancelled().count();
+        let mut sep = "";
+        if panics > 0 {
+            write!(f, "{panics} of {total} tasks panicked (")?;
+            for (n, (i, msg)) in self.panics().take(SHOWN).enumerate() {
+                write!(f, "{}task {i}: {msg}", if n == 0 { "" } else { "; " })?;
+            }
+            if panics > SHOWN {
+                write!(f, "; and {} more", panics - SHOWN)?;
+            }
+            f.write_str(")")?;
+            sep = ", ";
+        }
+        if cancelled > 0 {
+            write!(f, "{sep}{cancelled} of {total} tasks cancelled")?;
+        }
+        Ok(())
+    }
+}
+
+impl<T> Error for JobError<T> {}

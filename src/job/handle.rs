@@ -1,0 +1,385 @@
+//! The user's side of a job: waiting for it, watching it, steering it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{JobControl, Next};
+use crate::error::{JobError, TaskError, ZeroLimitError};
+
+/// A handle to a submitted job: wait for its results, take them as they come, or steer it.
+///
+/// Dropping a handle without waiting *detaches* the job: it still runs to the end, and its
+/// results are dropped.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::Pool;
+///
+/// let pool = Pool::new(4);
+/// let job = pool.submit((1..=10).map(|i| move || i * i), 2);
+/// assert_eq!(job.wait().unwrap(), vec![1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
+/// ```
+#[must_use = "dropping a JobHandle detaches the job: it runs, but its results are lost"]
+pub struct JobHandle<T> {
+    job: Arc<dyn JobControl<T>>,
+}
+
+impl<T: Send + 'static> JobHandle<T> {
+    pub(crate) fn new(job: Arc<dyn JobControl<T>>) -> Self {
+        JobHandle { job }
+    }
+
+    /// Blocks until every task has finished; returns their results in submission order.
+    ///
+    /// Called from one of the pool's own tasks, `wait` does not block the worker while the
+    /// job has work it may start: the worker runs the job's tasks itself (within the job's cap),
+    /// so nested jobs cannot deadlock, even in a pool of one thread.
+    ///
+    /// # Errors
+    ///
+    /// If any task panicked or was cancelled, a [`JobError`] that says which, and holds the
+    /// results of every task that did run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(1);
+    /// let inner = pool.clone();
+    /// // A task that starts a sub-job and waits for it, on a pool of one thread.
+    /// let job = pool.submit(vec![move || inner.submit(vec![|| 20, || 22], 1).wait().unwrap().iter().sum::<i32>()], 1);
+    /// assert_eq!(job.wait().unwrap(), vec![42]);
+    /// ```
+    pub fn wait(self) -> Result<Vec<T>, JobError<T>> {
+        self.job.clone().wait_until(None);
+        self.job.take_results()
+    }
+
+    /// Blocks until the job has finished or `timeout` has passed; returns whether it finished.
+    /// After `true`, [`wait`](Self::wait) returns at once.
+    ///
+    /// On one of the pool's own workers it runs the job's tasks while it waits, as `wait` does,
+    /// so it may return later than `timeout` by up to the length of one task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(2);
+    /// let job = pool.submit(vec![|| 1, || 2], 2);
+    /// while !job.wait_timeout(Duration::from_millis(10)) {
+    ///     println!("still running: {:?}", job.progress());
+    /// }
+    /// assert_eq!(job.wait().unwrap(), vec![1, 2]);
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        self.job.clone().wait_until(deadline)
+    }
+
+    /// Whether every task has finished (run, panicked, or been cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(1);
+    /// let job = pool.submit(Vec::<fn()>::new(), 1);
+    /// assert!(job.is_finished()); // a job of no tasks is finished at once
+    /// job.wait().unwrap();
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        let p = self.progress();
+        p.done + p.panicked + p.cancelled == p.total
+    }
+
+    /// A snapshot of the job's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(2);
+    /// let job = pool.submit(vec![|| (), || ()], 1);
+    /// assert!(job.wait_timeout(std::time::Duration::from_secs(10)));
+    /// let p = job.progress();
+    /// assert_eq!((p.total, p.done, p.pending, p.running), (2, 2, 0, 0));
+    /// assert_eq!(p.peak_running, 1);
+    /// ```
+    pub fn progress(&self) -> Progress {
+        self.job.progress()
+    }
+
+    /// Cancels the tasks that have not started: they never start, and are reported as
+    /// [`TaskError::Cancelled`]. Running tasks finish. [`wait`](Self::wait) then returns a
+    /// [`JobError`] that holds the results of the tasks that did run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(1);
+    /// let (started_tx, started) = mpsc::channel();
+    /// let (go, go_rx) = mpsc::channel::<()>();
+    /// let first = move || { started_tx.send(()).unwrap(); go_rx.recv().unwrap(); 1 };
+    /// let tasks: Vec<Box<dyn FnOnce() -> i32 + Send>> = vec![Box::new(first), Box::new(|| 2)];
+    /// let job = pool.submit(tasks, 1);
+    /// started.recv().unwrap(); // the first task is running, the second is pending
+    /// job.cancel();
+    /// go.send(()).unwrap();
+    /// let err = job.wait().unwrap_err();
+    /// assert_eq!(err.cancelled().collect::<Vec<_>>(), vec![1]);
+    /// assert_eq!(err.results()[0], Ok(1));
+    /// ```
+    pub fn cancel(&self) {
+        self.job.clone().cancel();
+    }
+
+    /// Changes the job's cap while it runs. Raising it lets more tasks start at once, at once
+    /// if workers are free; lowering it starts no new task until fewer than `limit` run.
+    ///
+    /// # Errors
+    ///
+    /// [`ZeroLimitError`] if `limit` is 0; the cap is left as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(4);
+    /// let job = pool.submit((0..100).map(|i| move || i), 1);
+    /// job.set_limit(4).unwrap();
+    /// assert_eq!(job.progress().limit, 4);
+    /// assert_eq!(job.wait().unwrap().len(), 100);
+    /// ```
+    pub fn set_limit(&self, limit: usize) -> Result<(), ZeroLimitError> {
+        if limit == 0 {
+            return Err(ZeroLimitError);
+        }
+        self.job.clone().set_limit(limit);
+        Ok(())
+    }
+
+    /// Turns the handle into an iterator over results in the order tasks finish, each with
+    /// its task's index. Tasks that finished before this call come first, in index order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(2);
+    /// let job = pool.submit((0..5).map(|i| move || i * 10), 2);
+    /// let mut seen: Vec<(usize, i32)> = job
+    ///     .completions()
+    ///     .map(|(index, result)| (index, result.unwrap()))
+    ///     .collect();
+    /// seen.sort();
+    /// assert_eq!(seen, vec![(0, 0), (1, 10), (2, 20), (3, 30), (4, 40)]);
+    /// ```
+    pub fn completions(self) -> Completions<T> {
+        self.job.start_log();
+        Completions { handle: self }
+    }
+
+    /// Runs `callback` with the job's results when it finishes, instead of waiting for them.
+    ///
+    /// The callback runs on the worker thread that finished the job's last task (or at once,
+    /// on this thread, if the job has finished already), outside any cap: keep it short, or
+    /// submit a job from it. A panic in the callback is caught and ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(2);
+    /// let (tx, rx) = mpsc::channel();
+    /// pool.submit(vec![|| 1, || 2], 2).on_finish(move |results| tx.send(results.unwrap()).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), vec![1, 2]);
+    /// ```
+    pub fn on_finish<C>(self, callback: C)
+    where
+        C: FnOnce(Result<Vec<T>, JobError<T>>) + Send + 'static,
+    {
+        self.job.clone().on_finish(Box::new(callback));
+    }
+}
+
+impl<T> fmt::Debug for JobHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle")
+            .field("progress", &self.job.progress())
+            .finish()
+    }
+}
+
+/// Results in the order their tasks finish, from [`JobHandle::completions`].
+///
+/// Each item is `(task index, result)`. The iterator ends when every task has been reported;
+/// cancelled tasks are reported as `Err(TaskError::Cancelled)`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use jobpool::Pool;
+///
+/// let pool = Pool::new(1);
+/// let mut results = pool.submit(vec![|| "a", || "b"], 1).completions();
+/// while let Some((index, result)) = results.next_timeout(Duration::from_secs(10)).unwrap() {
+///     println!("task {index}: {}", result.unwrap());
+/// }
+/// ```
+pub struct Completions<T> {
+    handle: JobHandle<T>,
+}
+
+impl<T: Send + 'static> Completions<T> {
+    /// The job's handle, to watch or steer the job while results come in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(1);
+    /// let mut results = pool.submit(vec![|| 1, || 2, || 3], 1).completions();
+    /// results.handle().set_limit(2).unwrap();
+    /// assert_eq!(results.count(), 3);
+    /// ```
+    pub fn handle(&self) -> &JobHandle<T> {
+        &self.handle
+    }
+
+    /// The next result, waiting at most `timeout` for it: `Ok(None)` when every task has been
+    /// reported.
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`] if no task finished within `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(1);
+    /// let mut results = pool.submit(vec![|| 7], 1).completions();
+    /// let (index, result) = results.next_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    /// assert_eq!((index, result), (0, Ok(7)));
+    /// assert!(results.next_timeout(Duration::from_secs(10)).unwrap().is_none());
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(usize, Result<T, TaskError>)>, TimedOut> {
+        match self
+            .handle
+            .job
+            .clone()
+            .next_completion(Instant::now().checked_add(timeout))
+        {
+            Next::Ready(index, result) => Ok(Some((index, result))),
+            Next::Exhausted => Ok(None),
+            Next::TimedOut => Err(TimedOut),
+        }
+    }
+}
+
+impl<T: Send + 'static> Iterator for Completions<T> {
+    type Item = (usize, Result<T, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.handle.job.clone().next_completion(None) {
+            Next::Ready(index, result) => Some((index, result)),
+            Next::Exhausted | Next::TimedOut => None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Completions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completions")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+/// [`Completions::next_timeout`] found no result within its timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+/// use jobpool::{Pool, TimedOut};
+///
+/// let pool = Pool::new(1);
+/// let (go, go_rx) = mpsc::channel::<()>();
+/// let mut results = pool.submit(vec![move || go_rx.recv().unwrap()], 1).completions();
+/// assert_eq!(results.next_timeout(Duration::from_millis(1)).unwrap_err(), TimedOut);
+/// go.send(()).unwrap();
+/// assert!(results.next().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut;
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no task finished before the timeout")
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// A snapshot of a job's counters, from [`JobHandle::progress`].
+///
+/// `pending + running + done + panicked + cancelled == total`. Tasks are counted as done when
+/// their worker reports them, which for very short tasks happens a chunk at a time.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::Pool;
+///
+/// let pool = Pool::new(1);
+/// let job = pool.submit(vec![|| ()], 1);
+/// let p = job.progress();
+/// assert_eq!(p.total, 1);
+/// assert_eq!(p.pending + p.running + p.done + p.panicked + p.cancelled, p.total);
+/// job.wait().unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Tasks in the job.
+    pub total: usize,
+    /// Tasks that have not started.
+    pub pending: usize,
+    /// Tasks running now (tokens in use).
+    pub running: usize,
+    /// Tasks that returned a value.
+    pub done: usize,
+    /// Tasks that panicked.
+    pub panicked: usize,
+    /// Tasks cancelled before they started.
+    pub cancelled: usize,
+    /// The job's cap.
+    pub limit: usize,
+    /// The most tasks of the job that ever ran at once.
+    pub peak_running: usize,
+}

@@ -1,0 +1,424 @@
+//! A job: its tasks, its tokens, and how a worker runs it.
+//!
+//! The token protocol between jobs and the run queue is described in
+//! `src/scheduler/README.md`; the rule numbers in comments below refer to it.
+
+mod handle;
+mod state;
+
+pub use handle::{Completions, JobHandle, Progress, TimedOut};
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::JobError;
+use crate::scheduler::{Registry, Schedulable};
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard};
+use crate::unwind::panic_message;
+use state::{FinishCallback, JobState, Outcome};
+
+/// A chunk of tasks claimed at once should take about this long to run. Chunks start at one
+/// task and double while they run faster than this, so very short tasks are claimed many at a
+/// time (one lock per chunk, not per task) while long tasks are claimed one by one (a claimed
+/// task is one no other worker can start).
+const CHUNK_TARGET: Duration = Duration::from_micros(20);
+
+/// The largest chunk, whatever the tasks' length.
+const MAX_CHUNK: usize = 4096;
+
+/// Who is running a job's tasks, which decides when it stops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A worker that popped the job from the run queue: it hands its token back at the end of
+    /// a time slice if a less served job waits (fairness).
+    Scheduled,
+    /// A worker waiting for this very job (a task called `wait` on it): it keeps running the
+    /// job's tasks while there are any, since it has nothing else to do.
+    Helping,
+}
+
+/// A job's shared core. `F` is the task type and `T` its result.
+pub(crate) struct JobCore<F, T> {
+    registry: Arc<Registry>,
+    state: Mutex<JobState<F, T>>,
+    /// Wakes threads waiting for the job to finish or report a result (`watchers`).
+    progress: Condvar,
+    /// Wakes workers waiting inside the job for a free token (`helpers`).
+    token_freed: Condvar,
+    /// Tasks claimed so far: the job's key in the run queue. Written under the job's lock,
+    /// read `Relaxed` by the run queue, where a stale value only delays a refresh.
+    attained: AtomicU64,
+    /// Set by `cancel`; claimed tasks check it before they start.
+    cancel_requested: AtomicBool,
+}
+
+/// What follows a change of a job's state, found under its lock and carried out after.
+#[must_use]
+struct Settled<T> {
+    push: bool,
+    finished: Option<Option<(FinishCallback<T>, Result<Vec<T>, JobError<T>>)>>,
+}
+
+impl<F, T> JobCore<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(registry: Arc<Registry>, state: JobState<F, T>) -> Self {
+        JobCore {
+            registry,
+            state: Mutex::new(state),
+            progress: Condvar::new(),
+            token_freed: Condvar::new(),
+            attained: AtomicU64::new(0),
+            cancel_requested: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the job queued for its first push by `Registry::admit`.
+    pub(crate) fn mark_queued(&self) {
+        self.state.lock().queued = true;
+    }
+
+    /// Runs tasks holding one token (already taken, under `st`) until the job has no pending
+    /// task, its cap was lowered below the tokens in use, or (when `Scheduled`) a less served
+    /// job has waited for a whole time slice. Returns the token before it returns.
+    fn run_with_token<'a>(self: &'a Arc<Self>, mut st: MutexGuard<'a, JobState<F, T>>, mode: Mode) {
+        let parallelism = self.registry.threads().min(st.limit).max(1);
+        let mut chunk: Vec<F> = Vec::new();
+        let mut outcomes: Vec<Outcome<T>> = Vec::new();
+        let mut chunk_len = 1;
+        let slice_start = Instant::now();
+        loop {
+            // Guided chunking: never claim more than half of a fair share of what is left,
+            // so the job's other tokens always find tasks to run.
+            let fair_half = st.pending.len().div_ceil(2 * parallelism);
+            let first = st.claim(chunk_len.min(fair_half).max(1), &mut chunk);
+            self.attained.store(st.next_index as u64, Relaxed);
+            let push = self.queue_if_runnable(&mut st);
+            drop(st);
+            if push {
+                self.registry
+                    .push(self.clone(), self.attained.load(Relaxed));
+            }
+
+            let started = Instant::now();
+            for task in chunk.drain(..) {
+                if self.cancel_requested.load(Relaxed) || self.registry.cancelling() {
+                    outcomes.push(Outcome::Cancelled);
+                    drop(task);
+                    continue;
+                }
+                outcomes.push(match catch_unwind(AssertUnwindSafe(task)) {
+                    Ok(value) => Outcome::Done(value),
+                    Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+                });
+            }
+            let ran_for = started.elapsed();
+            if ran_for < CHUNK_TARGET {
+                chunk_len = (chunk_len * 2).min(MAX_CHUNK);
+            } else if ran_for > 2 * CHUNK_TARGET {
+                chunk_len = (chunk_len / 2).max(1);
+            }
+
+            st = self.state.lock();
+            st.record(first, &mut outcomes);
+            let dropped = if self.registry.cancelling() {
+                st.cancel_pending()
+            } else {
+                Default::default()
+            };
+            let yield_token = st.pending.is_empty()
+                || st.running > st.limit
+                || (mode == Mode::Scheduled
+                    && self.registry.less_served_waiting(st.next_index as u64)
+                    && slice_start.elapsed() >= self.registry.time_slice());
+            if yield_token {
+                st.running -= 1;
+                let settled = self.settle(&mut st);
+                drop(st);
+                drop(dropped);
+                self.carry_out(settled);
+                return;
+            }
+            // Keep the token and claim the next chunk (rule 3): no run-queue traffic.
+            if st.watchers > 0 {
+                self.progress.notify_all();
+            }
+        }
+    }
+
+    /// Rule 1: whoever sees the job runnable and not queued marks it queued and pushes it.
+    #[inline]
+    fn queue_if_runnable(&self, st: &mut JobState<F, T>) -> bool {
+        if st.is_runnable() && !st.queued && !self.registry.cancelling() {
+            st.queued = true;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After any change to the job's state: decides, under the lock, what must follow.
+    fn settle(&self, st: &mut JobState<F, T>) -> Settled<T> {
+        let push = self.queue_if_runnable(st);
+        if st.helpers > 0 && (st.is_runnable() || st.is_finished()) {
+            self.token_freed.notify_all();
+        }
+        if st.watchers > 0 {
+            self.progress.notify_all();
+        }
+        let finished = if st.is_finished() && !st.finish_reported {
+            st.finish_reported = true;
+            Some(
+                st.on_finish
+                    .take()
+                    .map(|callback| (callback, st.take_results())),
+            )
+        } else {
+            None
+        };
+        Settled { push, finished }
+    }
+
+    /// Carries out what `settle` decided, with the job's lock released.
+    fn carry_out(self: &Arc<Self>, settled: Settled<T>) {
+        if settled.push {
+            self.registry
+                .push(self.clone(), self.attained.load(Relaxed));
+        }
+        if let Some(callback) = settled.finished {
+            if let Some((callback, results)) = callback {
+                // A panicking callback must not take the worker down; its message was printed
+                // by the panic hook already.
+                let _ = catch_unwind(AssertUnwindSafe(|| callback(results)));
+            }
+            self.registry.job_finished();
+        }
+    }
+
+    /// Locks, applies `change`, settles and carries out: the common path of handle calls.
+    fn change<R>(self: &Arc<Self>, change: impl FnOnce(&mut JobState<F, T>) -> R) -> R {
+        let mut st = self.state.lock();
+        let result = change(&mut st);
+        let settled = self.settle(&mut st);
+        drop(st);
+        self.carry_out(settled);
+        result
+    }
+
+    /// Blocks until the job is finished or `deadline` passes; returns whether it finished.
+    ///
+    /// On one of the pool's own workers this does not block while the job has a pending task
+    /// and a free token: the worker runs the job's tasks itself (rule 5), so a task can wait
+    /// on a sub-job even in a pool of one thread.
+    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+        let helping = self.registry.is_current_worker();
+        let mut st = self.state.lock();
+        loop {
+            if st.is_finished() {
+                return true;
+            }
+            if helping && st.is_runnable() && !self.registry.cancelling() {
+                st.take_token();
+                self.run_with_token(st, Mode::Helping);
+                st = self.state.lock();
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            st = if helping {
+                st.helpers += 1;
+                let mut st = self.block(st, &self.token_freed, deadline);
+                st.helpers -= 1;
+                st
+            } else {
+                st.watchers += 1;
+                let mut st = self.block(st, &self.progress, deadline);
+                st.watchers -= 1;
+                st
+            };
+        }
+    }
+
+    fn block<'a>(
+        &self,
+        st: MutexGuard<'a, JobState<F, T>>,
+        condvar: &Condvar,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, JobState<F, T>> {
+        match deadline {
+            Some(deadline) => condvar.wait_until(st, deadline),
+            None => condvar.wait(st),
+        }
+    }
+}
+
+impl<F, T> Schedulable for JobCore<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run_popped(self: Arc<Self>) {
+        let mut st = self.state.lock();
+        st.queued = false;
+        if self.registry.cancelling() {
+            let dropped = st.cancel_pending();
+            let settled = self.settle(&mut st);
+            drop(st);
+            drop(dropped);
+            self.carry_out(settled);
+            return;
+        }
+        if !st.is_runnable() {
+            // A stale entry: a helper took the last free token or task since it was pushed.
+            // Whoever frees a token later re-queues the job (rule 2).
+            return;
+        }
+        st.take_token();
+        self.run_with_token(st, Mode::Scheduled);
+    }
+
+    #[inline]
+    fn attained(&self) -> u64 {
+        self.attained.load(Relaxed)
+    }
+}
+
+/// What a [`JobHandle`] can do with a job, whatever its task type.
+pub(crate) trait JobControl<T>: Send + Sync {
+    fn wait_until(self: Arc<Self>, deadline: Option<Instant>) -> bool;
+    fn take_results(&self) -> Result<Vec<T>, JobError<T>>;
+    fn start_log(&self);
+    fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T>;
+    fn cancel(self: Arc<Self>);
+    fn set_limit(self: Arc<Self>, limit: usize);
+    fn progress(&self) -> Progress;
+    fn on_finish(self: Arc<Self>, callback: FinishCallback<T>);
+}
+
+/// The answer of `JobControl::next_completion`.
+pub(crate) enum Next<T> {
+    Ready(usize, Result<T, crate::TaskError>),
+    TimedOut,
+    Exhausted,
+}
+
+impl<F, T> JobControl<T> for JobCore<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn wait_until(self: Arc<Self>, deadline: Option<Instant>) -> bool {
+        JobCore::wait_until(&self, deadline)
+    }
+
+    fn take_results(&self) -> Result<Vec<T>, JobError<T>> {
+        self.state.lock().take_results()
+    }
+
+    fn start_log(&self) {
+        self.state.lock().start_log();
+    }
+
+    fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T> {
+        let helping = self.registry.is_current_worker();
+        let mut st = self.state.lock();
+        loop {
+            if let Some(index) = st.log.as_mut().and_then(|log| log.pop_front()) {
+                return Next::Ready(index, st.take_outcome(index));
+            }
+            if st.is_finished() {
+                return Next::Exhausted;
+            }
+            if helping && st.is_runnable() && !self.registry.cancelling() {
+                st.take_token();
+                self.run_with_token(st, Mode::Helping);
+                st = self.state.lock();
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Next::TimedOut;
+            }
+            if helping {
+                st.helpers += 1;
+                st = self.block(st, &self.token_freed, deadline);
+                st.helpers -= 1;
+            } else {
+                st.watchers += 1;
+                st = self.block(st, &self.progress, deadline);
+                st.watchers -= 1;
+            }
+        }
+    }
+
+    fn cancel(self: Arc<Self>) {
+        self.cancel_requested.store(true, Relaxed);
+        let dropped = self.change(|st| st.cancel_pending());
+        drop(dropped);
+    }
+
+    fn set_limit(self: Arc<Self>, limit: usize) {
+        // Raising the cap makes the job runnable again, and `settle` queues it (rule 1);
+        // lowering it takes effect as running tasks end (rule 3).
+        self.change(|st| st.limit = limit);
+    }
+
+    fn progress(&self) -> Progress {
+        let st = self.state.lock();
+        let finished = st.done + st.panicked + st.cancelled;
+        Progress {
+            total: st.total(),
+            pending: st.total() - finished - st.running.min(st.total() - finished),
+            running: st.running,
+            done: st.done,
+            panicked: st.panicked,
+            cancelled: st.cancelled,
+            limit: st.limit,
+            peak_running: st.peak_running,
+        }
+    }
+
+    fn on_finish(self: Arc<Self>, callback: FinishCallback<T>) {
+        let mut st = self.state.lock();
+        if st.finish_reported {
+            // Finished before the callback came: it runs here and now.
+            let results = st.take_results();
+            drop(st);
+            callback(results);
+        } else {
+            st.on_finish = Some(callback);
+        }
+    }
+}
+
+/// Builds a job from its tasks and admits it to the registry.
+pub(crate) fn spawn<F, T>(
+    registry: &Arc<Registry>,
+    tasks: std::collections::VecDeque<F>,
+    limit: usize,
+) -> Result<Arc<dyn JobControl<T>>, (crate::SubmitErrorKind, std::collections::VecDeque<F>)>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let has_tasks = !tasks.is_empty();
+    let job = Arc::new(JobCore::new(registry.clone(), JobState::new(tasks, limit)));
+    if has_tasks {
+        job.mark_queued();
+    } else {
+        job.state.lock().finish_reported = true;
+    }
+    let entry: Option<Arc<dyn Schedulable>> =
+        has_tasks.then(|| job.clone() as Arc<dyn Schedulable>);
+    match registry.admit(entry) {
+        Ok(()) => Ok(job),
+        Err(kind) => {
+            let tasks = std::mem::take(&mut job.state.lock().pending);
+            Err((kind, tasks))
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! A job's state under its lock: pending tasks, tokens, and every task's outcome.
+
+use std::collections::VecDeque;
+
+use crate::error::{JobError, TaskError};
+
+/// The named states of one task's result slot.
+pub(crate) enum Slot<T> {
+    /// Not finished: pending, or claimed by a worker that has not reported it yet.
+    Waiting,
+    /// Ran and returned this value.
+    Done(T),
+    /// Ran and panicked; the message is in `JobState::panics`.
+    Panicked,
+    /// Never started.
+    Cancelled,
+    /// Reported and handed to the user already (through `Completions`).
+    Taken,
+}
+
+/// How one claimed task ended, before it is recorded in its slot.
+pub(crate) enum Outcome<T> {
+    Done(T),
+    Panicked(String),
+    Cancelled,
+}
+
+/// A completion callback registered with `JobHandle::on_finish`.
+pub(crate) type FinishCallback<T> = Box<dyn FnOnce(Result<Vec<T>, JobError<T>>) + Send>;
+
+/// Everything about a job that its lock guards.
+pub(crate) struct JobState<F, T> {
+    /// Tasks not yet claimed, in submission order; the front one has index `next_index`.
+    pub(crate) pending: VecDeque<F>,
+    pub(crate) next_index: usize,
+    /// Tokens taken: workers running (or between two of) this job's tasks.
+    pub(crate) running: usize,
+    /// The cap k: at most this many tokens are taken at once.
+    pub(crate) limit: usize,
+    /// Whether the job has an entry in the run queue, or one is being pushed (README.md).
+    pub(crate) queued: bool,
+    /// One per task, in submission order.
+    pub(crate) slots: Vec<Slot<T>>,
+    /// `(index, message)` of every task that panicked.
+    pub(crate) panics: Vec<(usize, String)>,
+    pub(crate) done: usize,
+    pub(crate) panicked: usize,
+    pub(crate) cancelled: usize,
+    /// The most tokens ever taken at once.
+    pub(crate) peak_running: usize,
+    /// Threads blocked until the job finishes or reports a result.
+    pub(crate) watchers: usize,
+    /// Workers blocked inside the job (waiting on it) until a token frees up.
+    pub(crate) helpers: usize,
+    /// Indices in completion order, kept once a `Completions` iterator exists.
+    pub(crate) log: Option<VecDeque<usize>>,
+    /// Set once the job's end was reported to the registry and the callback.
+    pub(crate) finish_reported: bool,
+    pub(crate) on_finish: Option<FinishCallback<T>>,
+}
+
+impl<F, T> JobState<F, T> {
+    pub(crate) fn new(pending: VecDeque<F>, limit: usize) -> Self {
+        let total = pending.len();
+        let mut slots = Vec::with_capacity(total);
+        slots.resize_with(total, || Slot::Waiting);
+        JobState {
+            pending,
+            next_index: 0,
+            running: 0,
+            limit,
+            queued: false,
+            slots,
+            panics: Vec::new(),
+            done: 0,
+            panicked: 0,
+            cancelled: 0,
+            peak_running: 0,
+            watchers: 0,
+            helpers: 0,
+            log: None,
+            finish_reported: false,
+            on_finish: None,
+        }
+    }
+
+    pub(crate) fn total(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Every task has an outcome.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.done + self.panicked + self.cancelled == self.total()
+    }
+
+    /// A pending task and a free token: the condition for being in the run queue.
+    #[inline]
+    pub(crate) fn is_runnable(&self) -> bool {
+        !self.pending.is_empty() && self.running < self.limit
+    }
+
+    /// Takes a token. The caller checked `is_runnable`.
+    #[inline]
+    pub(crate) fn take_token(&mut self) {
+        debug_assert!(self.is_runnable());
+        self.running += 1;
+        self.peak_running = self.peak_running.max(self.running);
+    }
+
+    /// Moves up to `n` pending tasks into `into`; returns the index of the first.
+    #[inline]
+    pub(crate) fn claim(&mut self, n: usize, into: &mut Vec<F>) -> usize {
+        let first = self.next_index;
+        let n = n.min(self.pending.len());
+        into.extend(self.pending.drain(..n));
+        self.next_index += n;
+        first
+    }
+
+    /// Records the outcomes of tasks `first..first + outcomes.len()`.
+    pub(crate) fn record(&mut self, first: usize, outcomes: &mut Vec<Outcome<T>>) {
+        for (index, outcome) in (first..).zip(outcomes.drain(..)) {
+            self.slots[index] = match outcome {
+                Outcome::Done(value) => {
+                    self.done += 1;
+                    Slot::Done(value)
+                }
+                Outcome::Panicked(message) => {
+                    self.panicked += 1;
+                    self.panics.push((index, message));
+                    Slot::Panicked
+                }
+                Outcome::Cancelled => {
+                    self.cancelled += 1;
+                    Slot::Cancelled
+                }
+            };
+            if let Some(log) = &mut self.log {
+                log.push_back(index);
+            }
+        }
+    }
+
+    /// Marks every pending task cancelled and returns the tasks, to be dropped by the caller
+    /// once the lock is released (dropping a task runs user code).
+    pub(crate) fn cancel_pending(&mut self) -> VecDeque<F> {
+        let tasks = std::mem::take(&mut self.pending);
+        let first = self.next_index;
+        self.next_index += tasks.len();
+        for index in first..self.next_index {
+            self.slots[index] = Slot::Cancelled;
+            if let Some(log) = &mut self.log {
+                log.push_back(index);
+            }
+        }
+        self.cancelled += tasks.len();
+        tasks
+    }
+
+    /// Starts the completion log with the tasks that finished already, in index order.
+    pub(crate) fn start_log(&mut self) {
+        if self.log.is_none() {
+            let finished = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !matches!(s, Slot::Waiting));
+            self.log = Some(finished.map(|(i, _)| i).collect());
+        }
+    }
+
+    /// Takes the outcome of a finished task out of its slot.
+    pub(crate) fn take_outcome(&mut self, index: usize) -> Result<T, TaskError> {
+        match std::mem::replace(&mut self.slots[index], Slot::Taken) {
+            Slot::Done(value) => Ok(value),
+            Slot::Panicked => {
+                let message = self
+                    .panics
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, m)| m.clone());
+                Err(TaskError::Panicked(message.unwrap_or_default()))
+            }
+            Slot::Cancelled => Err(TaskError::Cancelled),
+            Slot::Waiting | Slot::Taken => unreachable!("task {index} has no outcome to take"),
+        }
+    }
+
+    /// The results of a finished job, in submission order.
+    pub(crate) fn take_results(&mut self) -> Result<Vec<T>, JobError<T>> {
+        debug_assert!(self.is_finished());
+        let slots = std::mem::take(&mut self.slots);
+        if self.panicked == 0 && self.cancelled == 0 {
+            let values = slots.into_iter().map(|slot| match slot {
+                Slot::Done(value) => value,
+                _ => unreachable!("a finished job with no failures has only done tasks"),
+            });
+            return Ok(values.collect());
+        }
+        let mut panics = std::mem::take(&mut self.panics);
+        panics.sort_unstable_by_key(|(i, _)| *i);
+        let mut panics = panics.into_iter();
+        let results = slots.into_iter().map(|slot| match slot {
+            Slot::Done(value) => Ok(value),
+            Slot::Panicked => Err(TaskError::Panicked(
+                panics.next().map(|(_, m)| m).unwrap_or_default(),
+            )),
+            Slot::Cancelled => Err(TaskError::Cancelled),
+            Slot::Waiting | Slot::Taken => {
+                unreachable!("a finished job has an outcome for every task")
+            }
+        });
+        Err(JobError::new(results.collect()))
+    }
+}

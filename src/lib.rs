@@ -1,0 +1,47 @@
+//! A fixed pool of worker threads that runs many jobs at once, each job with its own
+//! concurrency cap.
+//!
+//! # The model
+//!
+//! - A [`Pool`] owns N worker threads, fixed for its life.
+//! - A *job* is a batch of tasks (closures) submitted together with a cap k:
+//!   [`Pool::submit`] returns a [`JobHandle`] to wait for the results, in submission order.
+//! - The cap is a count of tokens: a worker takes one of the job's k tokens before it runs one
+//!   of the job's tasks and returns it after, so at most k of the job's tasks run at once. No
+//!   worker ever blocks on a cap: when a job has no free token, workers run other jobs' tasks.
+//! - Jobs share the workers fairly: the job that has had the least service goes first, so a
+//!   small job submitted behind a big one is not stuck behind the big one's backlog.
+//! - A task may submit jobs to its own pool and wait for them; the waiting worker runs the
+//!   awaited job's tasks itself, so nesting never deadlocks, even with one thread.
+//! - A panicking task does not take its worker down: the panic is reported on its job's
+//!   handle, and the job's other tasks still run.
+//!
+//! # Example
+//!
+//! ```
+//! use jobpool::Pool;
+//!
+//! let pool = Pool::new(8);
+//! // Probe a fragile service gently and a sturdy one hard, on the same 8 threads.
+//! let fragile = pool.submit((0..20).map(|i| move || format!("fragile/{i}")), 1);
+//! let sturdy = pool.submit((0..20).map(|i| move || format!("sturdy/{i}")), 8);
+//! let fragile = fragile.wait()?;
+//! let sturdy = sturdy.wait()?;
+//! assert_eq!(fragile[0], "fragile/0");
+//! assert_eq!(sturdy.len(), 20);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+mod error;
+mod job;
+mod pool;
+mod scheduler;
+mod sync;
+mod unwind;
+
+pub use error::{BuildError, JobError, SubmitError, SubmitErrorKind, TaskError, ZeroLimitError};
+pub use job::{Completions, JobHandle, Progress, TimedOut};
+pub use pool::{Pool, PoolBuilder};
