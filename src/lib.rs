@@ -43,5 +43,5 @@ mod sync;
 mod unwind;
 
 pub use error::{BuildError, JobError, SubmitError, SubmitErrorKind, TaskError, ZeroLimitError};
-pub use job::{Completions, JobHandle, Progress, TimedOut};
+pub use job::{Canceller, Completions, JobHandle, Progress, TimedOut};
 pub use pool::{Pool, PoolBuilder};

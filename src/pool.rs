@@ -157,7 +157,7 @@ impl Pool {
             return Err(SubmitError::new(SubmitErrorKind::ZeroLimit, tasks.into()));
         }
         match job::spawn(&self.inner.registry, tasks, limit) {
-            Ok(job) => Ok(JobHandle::new(job)),
+            Ok(handle) => Ok(handle),
             Err((kind, tasks)) => Err(SubmitError::new(kind, tasks.into())),
         }
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{JobControl, Next};
+use super::{Cancel, JobControl, Next};
 use crate::error::{JobError, TaskError, ZeroLimitError};
 
 /// A handle to a submitted job: wait for its results, take them as they come, or steer it.
@@ -24,11 +24,12 @@ use crate::error::{JobError, TaskError, ZeroLimitError};
 #[must_use = "dropping a JobHandle detaches the job: it runs, but its results are lost"]
 pub struct JobHandle<T> {
     job: Arc<dyn JobControl<T>>,
+    cancel: Arc<dyn Cancel>,
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    pub(crate) fn new(job: Arc<dyn JobControl<T>>) -> Self {
-        JobHandle { job }
+    pub(crate) fn new(job: Arc<dyn JobControl<T>>, cancel: Arc<dyn Cancel>) -> Self {
+        JobHandle { job, cancel }
     }
 
     /// Blocks until every task has finished; returns their results in submission order.
@@ -141,7 +142,30 @@ impl<T: Send + 'static> JobHandle<T> {
     /// assert_eq!(err.results()[0], Ok(1));
     /// ```
     pub fn cancel(&self) {
-        self.job.clone().cancel();
+        self.cancel.clone().cancel();
+    }
+
+    /// A cheap, cloneable handle that can only [`cancel`](Canceller::cancel) the job, for code
+    /// that does not own the `JobHandle` (say, after [`on_finish`](Self::on_finish) took it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(1);
+    /// let job = pool.submit((0..3).map(|i| move || i), 1);
+    /// let canceller = job.canceller();
+    /// std::thread::spawn(move || canceller.cancel()).join().unwrap();
+    /// // Some tasks may have run before the cancel; none starts after it.
+    /// if let Err(err) = job.wait() {
+    ///     assert!(err.was_cancelled());
+    /// }
+    /// ```
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            cancel: self.cancel.clone(),
+        }
     }
 
     /// Changes the job's cap while it runs. Raising it lets more tasks start at once, at once
@@ -222,6 +246,41 @@ impl<T> fmt::Debug for JobHandle<T> {
         f.debug_struct("JobHandle")
             .field("progress", &self.job.progress())
             .finish()
+    }
+}
+
+/// Cancels a job from anywhere; from [`JobHandle::canceller`].
+///
+/// [`cancel`](Canceller::cancel) does what [`JobHandle::cancel`] does: tasks that have not
+/// started never start, and are reported as cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::Pool;
+///
+/// let pool = Pool::new(2);
+/// let job = pool.submit(vec![|| 1], 1);
+/// let canceller = job.canceller();
+/// let results = job.wait(); // finished before any cancel
+/// canceller.cancel(); // cancelling a finished job does nothing
+/// assert_eq!(results.unwrap(), vec![1]);
+/// ```
+#[derive(Clone)]
+pub struct Canceller {
+    cancel: Arc<dyn Cancel>,
+}
+
+impl Canceller {
+    /// Cancels the job's tasks that have not started.
+    pub fn cancel(&self) {
+        self.cancel.clone().cancel();
+    }
+}
+
+impl fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Canceller").finish_non_exhaustive()
     }
 }
 

@@ -6,7 +6,7 @@
 mod handle;
 mod state;
 
-pub use handle::{Completions, JobHandle, Progress, TimedOut};
+pub use handle::{Canceller, Completions, JobHandle, Progress, TimedOut};
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
@@ -294,10 +294,26 @@ pub(crate) trait JobControl<T>: Send + Sync {
     fn take_results(&self) -> Result<Vec<T>, JobError<T>>;
     fn start_log(&self);
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T>;
-    fn cancel(self: Arc<Self>);
     fn set_limit(self: Arc<Self>, limit: usize);
     fn progress(&self) -> Progress;
     fn on_finish(self: Arc<Self>, callback: FinishCallback<T>);
+}
+
+/// Cancelling a job, whatever its task and result types.
+pub(crate) trait Cancel: Send + Sync {
+    fn cancel(self: Arc<Self>);
+}
+
+impl<F, T> Cancel for JobCore<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn cancel(self: Arc<Self>) {
+        self.cancel_requested.store(true, Relaxed);
+        let dropped = self.change(|st| st.cancel_pending());
+        drop(dropped);
+    }
 }
 
 /// The answer of `JobControl::next_completion`.
@@ -355,12 +371,6 @@ where
         }
     }
 
-    fn cancel(self: Arc<Self>) {
-        self.cancel_requested.store(true, Relaxed);
-        let dropped = self.change(|st| st.cancel_pending());
-        drop(dropped);
-    }
-
     fn set_limit(self: Arc<Self>, limit: usize) {
         // Raising the cap makes the job runnable again, and `settle` queues it (rule 1);
         // lowering it takes effect as running tasks end (rule 3).
@@ -400,7 +410,7 @@ pub(crate) fn spawn<F, T>(
     registry: &Arc<Registry>,
     tasks: std::collections::VecDeque<F>,
     limit: usize,
-) -> Result<Arc<dyn JobControl<T>>, (crate::SubmitErrorKind, std::collections::VecDeque<F>)>
+) -> Result<JobHandle<T>, (crate::SubmitErrorKind, std::collections::VecDeque<F>)>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -415,7 +425,7 @@ where
     let entry: Option<Arc<dyn Schedulable>> =
         has_tasks.then(|| job.clone() as Arc<dyn Schedulable>);
     match registry.admit(entry) {
-        Ok(()) => Ok(job),
+        Ok(()) => Ok(JobHandle::new(job.clone(), job)),
         Err(kind) => {
             let tasks = std::mem::take(&mut job.state.lock().pending);
             Err((kind, tasks))
