@@ -58,8 +58,12 @@ pub(crate) struct JobCore<F, T> {
 #[must_use]
 struct Settled<T> {
     push: bool,
-    finished: Option<Option<(FinishCallback<T>, Result<Vec<T>, JobError<T>>)>>,
+    /// `Some` when the job just finished: the callback to call, if one was registered.
+    finished: Option<Option<CallbackCall<T>>>,
 }
+
+/// A completion callback with the results it is to be called with.
+type CallbackCall<T> = (FinishCallback<T>, Result<Vec<T>, JobError<T>>);
 
 impl<F, T> JobCore<F, T>
 where

@@ -7,6 +7,8 @@ use super::Registry;
 use crate::sync::thread_local;
 
 thread_local! {
+    // loom's `thread_local!` takes no `const` initializer.
+    #[allow(clippy::missing_const_for_thread_local)]
     /// The id of the registry whose worker this thread is, or 0.
     static CURRENT_REGISTRY: Cell<usize> = Cell::new(0);
 }
