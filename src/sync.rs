@@ -16,6 +16,7 @@
 mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
     pub(crate) use std::thread;
+    pub(crate) use std::time::Instant;
 
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
@@ -52,7 +53,7 @@ mod imp {
         pub(crate) fn wait_until<'a, T>(
             &self,
             mut guard: MutexGuard<'a, T>,
-            deadline: std::time::Instant,
+            deadline: Instant,
         ) -> MutexGuard<'a, T> {
             self.0.wait_until(&mut guard, deadline);
             guard
@@ -72,6 +73,26 @@ mod imp {
 mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
     pub(crate) use loom::thread;
+
+    /// loom explores every interleaving of a deterministic model, so the scheduler's clock
+    /// must not depend on real time: under loom, no time ever passes. Chunks then always
+    /// grow, and a worker yields for fairness only in pools built with a zero time slice.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub(crate) struct Instant;
+
+    impl Instant {
+        pub(crate) fn now() -> Instant {
+            Instant
+        }
+
+        pub(crate) fn elapsed(&self) -> std::time::Duration {
+            std::time::Duration::ZERO
+        }
+
+        pub(crate) fn checked_add(&self, _: std::time::Duration) -> Option<Instant> {
+            Some(Instant)
+        }
+    }
 
     pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
@@ -106,7 +127,7 @@ mod imp {
         pub(crate) fn wait_until<'a, T>(
             &self,
             guard: MutexGuard<'a, T>,
-            _deadline: std::time::Instant,
+            _deadline: Instant,
         ) -> MutexGuard<'a, T> {
             self.0.wait(guard).unwrap()
         }

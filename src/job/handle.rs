@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Cancel, JobControl, Next};
 use crate::error::{JobError, TaskError, ZeroLimitError};
+use crate::sync::Instant;
 
 /// A handle to a submitted job: wait for its results, take them as they come, or steer it.
 ///

@@ -11,11 +11,11 @@ pub use handle::{Canceller, Completions, JobHandle, Progress, TimedOut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::JobError;
 use crate::scheduler::{Registry, Schedulable};
-use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard};
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Instant, Mutex, MutexGuard};
 use crate::unwind::panic_message;
 use state::{FinishCallback, JobState, Outcome};
 
@@ -157,7 +157,7 @@ where
     /// Rule 1: whoever sees the job runnable and not queued marks it queued and pushes it.
     #[inline]
     fn queue_if_runnable(&self, st: &mut JobState<F, T>) -> bool {
-        if st.is_runnable() && !st.queued && !self.registry.cancelling() {
+        if st.is_runnable() && !st.queued {
             st.queued = true;
             true
         } else {
@@ -225,7 +225,7 @@ where
             if st.is_finished() {
                 return true;
             }
-            if helping && st.is_runnable() && !self.registry.cancelling() {
+            if helping && st.is_runnable() {
                 st.take_token();
                 self.run_with_token(st, Mode::Helping);
                 st = self.state.lock();
@@ -354,7 +354,7 @@ where
             if st.is_finished() {
                 return Next::Exhausted;
             }
-            if helping && st.is_runnable() && !self.registry.cancelling() {
+            if helping && st.is_runnable() {
                 st.take_token();
                 self.run_with_token(st, Mode::Helping);
                 st = self.state.lock();

@@ -28,7 +28,11 @@ pub(crate) trait Schedulable: Send + Sync + 'static {
 /// How many times an idle worker looks at the run queue, yielding its core in between, before
 /// it goes to sleep. Spinning briefly saves a sleep and a wake-up (a context switch each) when
 /// work arrives in quick succession, as when a program submits many small jobs in a loop.
+#[cfg(not(loom))]
 const SPIN_ROUNDS: usize = 32;
+/// Under loom every yield is a scheduling point to explore: spin once.
+#[cfg(loom)]
+const SPIN_ROUNDS: usize = 1;
 
 /// The state shared by a pool's workers and handles.
 pub(crate) struct Registry {
@@ -45,8 +49,6 @@ pub(crate) struct Registry {
     queued_min: AtomicU64,
     /// Jobs accepted and not yet finished (their completion callbacks included).
     live_jobs: AtomicUsize,
-    /// Set once by `shutdown`: mirrors `shared.shutdown` for the job-finish path.
-    shutting_down: AtomicBool,
     /// Set once by `shutdown(cancel = true)`: pending tasks are cancelled instead of run.
     cancel_all: AtomicBool,
 }
@@ -82,7 +84,6 @@ impl Registry {
             work_available: Condvar::new(),
             queued_min: AtomicU64::new(u64::MAX),
             live_jobs: AtomicUsize::new(0),
-            shutting_down: AtomicBool::new(false),
             cancel_all: AtomicBool::new(false),
         }
     }
@@ -193,8 +194,8 @@ impl Registry {
             self.cancel_all.store(true, Relaxed);
         }
         shared.shutdown = true;
-        self.shutting_down.store(true, SeqCst);
-        // Sleepers must look again: jobs in the queue get cancelled, or no job is live.
+        // Sleepers must look again: jobs in the queue get cancelled, or no job is live. If a
+        // job is live, the thread that finishes the last one wakes them (`job_finished`).
         if cancel || self.live_jobs.load(SeqCst) == 0 {
             self.work_available.notify_all();
         }
@@ -202,16 +203,18 @@ impl Registry {
 
     /// Whether `shutdown` was called.
     pub(crate) fn is_shut_down(&self) -> bool {
-        self.shutting_down.load(SeqCst)
+        self.shared.lock().shutdown
     }
 
     /// Called once per admitted job, after it finished and its completion callback returned.
     pub(crate) fn job_finished(&self) {
-        // SeqCst pairs with `shutdown`: either this thread sees `shutting_down` and wakes the
-        // sleepers, or `shutdown` runs later and sees `live_jobs` at 0 itself.
-        if self.live_jobs.fetch_sub(1, SeqCst) == 1 && self.shutting_down.load(SeqCst) {
-            let _shared = self.shared.lock();
-            self.work_available.notify_all();
+        // The lock orders this with `shutdown`: either `shutdown` ran first and this thread
+        // sees it and wakes the sleepers, or it runs later and sees `live_jobs` at 0 itself.
+        if self.live_jobs.fetch_sub(1, SeqCst) == 1 {
+            let shared = self.shared.lock();
+            if shared.shutdown {
+                self.work_available.notify_all();
+            }
         }
     }
 }

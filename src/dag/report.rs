@@ -1,0 +1,401 @@
+//! What a run of a graph reports: every module's state, times, size and peak concurrency.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::context::{downcast_output, Input};
+use super::error::OutputError;
+
+/// One reason a module failed.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Context, Dag, Failure, ModuleState, Pool, TaskResult};
+///
+/// let mut dag = Dag::new();
+/// dag.module("parse", 2, ["1", "x"].map(|s| move |_: &Context| -> TaskResult<u32> { Ok(s.parse()?) }))?;
+/// let report = dag.run(&Pool::new(2))?;
+/// let ModuleState::Failed(failures) = report.module("parse").unwrap().state() else { panic!() };
+/// assert!(matches!(&failures[0], Failure::TaskError { task: 1, .. }));
+/// assert_eq!(failures[0].to_string(), "task 1 returned an error: invalid digit found in string");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A task returned an error.
+    TaskError {
+        /// The task's index in its module.
+        task: usize,
+        /// The error it returned.
+        error: Box<dyn Error + Send + Sync>,
+    },
+    /// A task panicked.
+    TaskPanicked {
+        /// The task's index in its module.
+        task: usize,
+        /// The panic's message.
+        message: String,
+    },
+    /// The module's skip condition panicked; no task ran.
+    ConditionPanicked {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::TaskError { task, error } => write!(f, "task {task} returned an error: {error}"),
+            Failure::TaskPanicked { task, message } => write!(f, "task {task} panicked: {message}"),
+            Failure::ConditionPanicked { message } => {
+                write!(f, "the skip condition panicked: {message}")
+            }
+        }
+    }
+}
+
+/// Why a module did not run.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::SkipReason;
+///
+/// let why = SkipReason::DependencyFailed { failed: "fetch".into() };
+/// assert_eq!(why.to_string(), "skipped because `fetch` failed");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// Its condition ([`ModuleRef::skip_if`](crate::ModuleRef::skip_if)) said so. Its
+    /// dependents still ran.
+    Condition,
+    /// A module it depends on, directly or through others, failed.
+    DependencyFailed {
+        /// The failed module (the first one found, when several failed).
+        failed: String,
+    },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Condition => f.write_str("skipped by its condition"),
+            SkipReason::DependencyFailed { failed } => {
+                write!(f, "skipped because `{failed}` failed")
+            }
+        }
+    }
+}
+
+/// How a module ended, in a [`RunReport`].
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Context, Dag, ModuleState, Pool, SkipReason, TaskResult};
+///
+/// let mut dag = Dag::new();
+/// dag.module("broken", 1, [|_: &Context| -> TaskResult<()> { Err("disk full".into()) }])?;
+/// dag.module("after-broken", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?.after(["broken"])?;
+/// dag.module("independent", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?;
+/// let report = dag.run(&Pool::new(2))?;
+/// assert!(report.module("broken").unwrap().state().is_failed());
+/// assert_eq!(
+///     report.module("after-broken").unwrap().state(),
+///     &ModuleState::Skipped(SkipReason::DependencyFailed { failed: "broken".into() }),
+/// );
+/// assert_eq!(report.module("independent").unwrap().state(), &ModuleState::Done);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ModuleState {
+    /// Every task returned `Ok`.
+    Done,
+    /// At least one task returned an error or panicked (every one of its tasks still ran).
+    Failed(Vec<Failure>),
+    /// The module did not run; its tasks never started.
+    Skipped(SkipReason),
+    /// Some or all of its tasks never started: the run was stopping after a failure (fail-fast
+    /// mode), or the pool was shut down.
+    Cancelled,
+}
+
+impl ModuleState {
+    /// Whether the module ran and every task succeeded.
+    pub fn is_done(&self) -> bool {
+        matches!(self, ModuleState::Done)
+    }
+
+    /// Whether a task of the module failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, ModuleState::Failed(_))
+    }
+
+    /// Whether the module was skipped, for any reason.
+    pub fn is_skipped(&self) -> bool {
+        matches!(self, ModuleState::Skipped(_))
+    }
+
+    /// Whether the module was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, ModuleState::Cancelled)
+    }
+
+    /// A one-word name for the state: `done`, `failed`, `skipped` or `cancelled`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ModuleState::Done => "done",
+            ModuleState::Failed(_) => "failed",
+            ModuleState::Skipped(_) => "skipped",
+            ModuleState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl PartialEq for ModuleState {
+    /// States are equal when they have the same kind; failures are compared by their messages.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ModuleState::Failed(a), ModuleState::Failed(b)) => {
+                a.len() == b.len()
+                    && a.iter().zip(b).all(|(a, b)| a.to_string() == b.to_string())
+            }
+            (ModuleState::Skipped(a), ModuleState::Skipped(b)) => a == b,
+            (a, b) => a.label() == b.label() && !a.is_failed() && !a.is_skipped(),
+        }
+    }
+}
+
+impl fmt::Display for ModuleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModuleState::Failed(failures) => {
+                f.write_str("failed: ")?;
+                for (n, failure) in failures.iter().enumerate() {
+                    write!(f, "{}{failure}", if n == 0 { "" } else { "; " })?;
+                }
+                Ok(())
+            }
+            ModuleState::Skipped(why) => fmt::Display::fmt(why, f),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+/// One module's line in a [`RunReport`].
+///
+/// Times are measured from the start of the run. A module *starts* when it is handed to the
+/// pool, the moment its last dependency finished; it *ends* when its last task finished.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Context, Dag, Pool, TaskResult};
+///
+/// let mut dag = Dag::new();
+/// dag.module("work", 2, (0..4).map(|i| move |_: &Context| -> TaskResult<i32> { Ok(i) }))?;
+/// let report = dag.run(&Pool::new(2))?;
+/// let work = report.module("work").unwrap();
+/// assert!(work.state().is_done());
+/// assert_eq!((work.tasks(), work.cap()), (4, 2));
+/// assert!(work.peak_concurrency() <= 2);
+/// assert!(work.start().unwrap() <= work.end().unwrap());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ModuleReport {
+    pub(crate) name: String,
+    pub(crate) cap: usize,
+    pub(crate) tasks: usize,
+    pub(crate) state: ModuleState,
+    pub(crate) start: Option<Duration>,
+    pub(crate) end: Option<Duration>,
+    pub(crate) peak_concurrency: usize,
+}
+
+impl ModuleReport {
+    /// The module's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How the module ended.
+    pub fn state(&self) -> &ModuleState {
+        &self.state
+    }
+
+    /// When the module was handed to the pool, from the start of the run; `None` if it never
+    /// was (skipped, or cancelled before it started).
+    pub fn start(&self) -> Option<Duration> {
+        self.start
+    }
+
+    /// When the module's last task finished, from the start of the run; `None` if it never
+    /// started.
+    pub fn end(&self) -> Option<Duration> {
+        self.end
+    }
+
+    /// How long the module took from start to end, if it started.
+    pub fn duration(&self) -> Option<Duration> {
+        Some(self.end?.saturating_sub(self.start?))
+    }
+
+    /// The number of the module's tasks.
+    pub fn tasks(&self) -> usize {
+        self.tasks
+    }
+
+    /// The module's cap: at most this many of its tasks ran at once.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// The most of the module's tasks that ran at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak_concurrency
+    }
+}
+
+/// What a run of a [`Dag`](crate::Dag) did: a [`ModuleReport`] per module, in the order the
+/// modules were added, and the outputs of the modules that finished.
+///
+/// A failed module does not make [`Dag::run`](crate::Dag::run) return an error: check
+/// [`is_success`](Self::is_success), or look at each module.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Context, Dag, Pool, TaskResult};
+///
+/// let mut dag = Dag::new();
+/// dag.module("compile", 2, ["a.c", "b.c"].map(|f| move |_: &Context| -> TaskResult<String> { Ok(f.replace(".c", ".o")) }))?;
+/// dag.module("link", 1, [|ctx: &Context| -> TaskResult<String> { Ok(ctx.output::<String>("compile")?.join("+")) }])?
+///     .after(["compile"])?;
+/// let report = dag.run(&Pool::new(2))?;
+/// assert!(report.is_success());
+/// assert_eq!(report.output::<String>("link")?, ["a.o+b.o"]);
+/// println!("{report}"); // a table: module, state, start, end, tasks, peak/cap
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct RunReport {
+    pub(crate) modules: Vec<ModuleReport>,
+    pub(crate) outputs: Vec<Option<Input>>,
+    pub(crate) elapsed: Duration,
+}
+
+impl RunReport {
+    /// Every module's report, in the order the modules were added to the graph.
+    pub fn modules(&self) -> &[ModuleReport] {
+        &self.modules
+    }
+
+    /// The report of the module named `name`.
+    pub fn module(&self, name: &str) -> Option<&ModuleReport> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+
+    /// Whether no module failed or was cancelled or skipped because of a failure (modules
+    /// skipped by their condition are fine).
+    pub fn is_success(&self) -> bool {
+        self.modules.iter().all(|m| {
+            matches!(
+                m.state,
+                ModuleState::Done | ModuleState::Skipped(SkipReason::Condition)
+            )
+        })
+    }
+
+    /// The modules that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &ModuleReport> + '_ {
+        self.modules.iter().filter(|m| m.state.is_failed())
+    }
+
+    /// How long the run took: from the call of `run` until every module had ended.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The results of module `module`'s tasks, in the order its tasks were given.
+    ///
+    /// # Errors
+    ///
+    /// [`OutputError::NotADependency`] if no module has that name, [`OutputError::WrongType`]
+    /// if its tasks produce another type than `T`, [`OutputError::NoOutput`] if it did not
+    /// finish successfully.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, Pool, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("answer", 1, [|_: &Context| -> TaskResult<u8> { Ok(42) }])?;
+    /// let report = dag.run(&Pool::new(1))?;
+    /// assert_eq!(report.output::<u8>("answer")?, [42]);
+    /// assert!(report.output::<u8>("question").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn output<T: Send + Sync + 'static>(&self, module: &str) -> Result<&[T], OutputError> {
+        let index = self
+            .modules
+            .iter()
+            .position(|m| m.name == module)
+            .ok_or_else(|| OutputError::NotADependency {
+                module: String::new(),
+                requested: module.to_owned(),
+            })?;
+        match &self.outputs[index] {
+            Some(input) => downcast_output(module, input),
+            None => Err(OutputError::NoOutput {
+                module: module.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Formats a time from the start of the run in milliseconds, or `-`.
+fn millis(at: Option<Duration>) -> String {
+    at.map_or_else(
+        || "-".to_owned(),
+        |d| format!("{:.1}ms", d.as_secs_f64() * 1e3),
+    )
+}
+
+impl fmt::Display for RunReport {
+    /// A table with a line per module: name, state, start, end, tasks, peak concurrency / cap.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self.modules.iter().map(|m| m.name.len()).max().unwrap_or(0).max(6);
+        writeln!(
+            f,
+            "{:<width$}  {:>9}  {:>9}  {:>5}  {:>8}  state",
+            "module", "start", "end", "tasks", "peak/cap"
+        )?;
+        for m in &self.modules {
+            writeln!(
+                f,
+                "{:<width$}  {:>9}  {:>9}  {:>5}  {:>8}  {}",
+                m.name,
+                millis(m.start),
+                millis(m.end),
+                m.tasks,
+                format!("{}/{}", m.peak_concurrency, m.cap),
+                m.state
+            )?;
+        }
+        write!(f, "elapsed {}", millis(Some(self.elapsed)))
+    }
+}
+
+/// The output a module left in the report, if it finished.
+pub(crate) fn report_output(output: Option<(Arc<dyn std::any::Any + Send + Sync>, &'static str)>) -> Option<Input> {
+    output.map(|(value, ty)| Input::Output(value, ty))
+}

@@ -1,0 +1,191 @@
+//! Model checks of the token protocol and shutdown with loom.
+//!
+//! Built only with `--cfg loom`, which routes every lock, condition variable, atomic and thread
+//! of the scheduler through loom (see `src/sync.rs`), so these explore the real scheduler code
+//! under every interleaving loom considers. Run them with:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test --release --test loom
+//! ```
+#![cfg(loom)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobpool::{Pool, SubmitErrorKind, TaskError};
+use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+/// Explores schedules with up to `bound` preemptions: enough to interleave a submit, a token
+/// take and return, a re-queue and a sleep/wake, within a run time CI can afford.
+fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(bound);
+    builder.check(f);
+}
+
+/// Two workers share one job of cap 1: the cap holds, each task runs once, results in order,
+/// and shutdown (dropping the pool) joins both workers.
+#[test]
+fn cap_one_on_two_workers() {
+    model(3, || {
+        let pool = Pool::new(2);
+        let active = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..2).map(|i| {
+            let active = active.clone();
+            move || {
+                assert_eq!(
+                    active.fetch_add(1, SeqCst),
+                    0,
+                    "two tasks of a cap-1 job ran at once"
+                );
+                active.fetch_sub(1, SeqCst);
+                i
+            }
+        });
+        assert_eq!(pool.submit(tasks, 1).wait().unwrap(), vec![0, 1]);
+    });
+}
+
+/// Two jobs submitted one after the other to a one-thread pool whose worker may be asleep,
+/// spinning or running: neither submission's wake-up is lost.
+#[test]
+fn no_lost_wakeup_between_jobs() {
+    model(3, || {
+        let pool = Pool::new(1);
+        let a = pool.submit(vec![|| 1], 1);
+        let b = pool.submit(vec![|| 2], 1);
+        assert_eq!(b.wait().unwrap(), vec![2]);
+        assert_eq!(a.wait().unwrap(), vec![1]);
+    });
+}
+
+/// A task waits on a sub-job in a one-thread pool: the worker runs the sub-job itself.
+#[test]
+fn nested_wait_on_one_worker() {
+    model(3, || {
+        let pool = Pool::new(1);
+        let inner = pool.clone();
+        let job = pool.submit(
+            vec![move || inner.submit(vec![|| 20, || 22], 1).wait().unwrap()],
+            1,
+        );
+        assert_eq!(job.wait().unwrap(), vec![vec![20, 22]]);
+    });
+}
+
+/// Raising the cap while the job runs re-queues it; every task still runs exactly once.
+#[test]
+fn set_limit_while_running() {
+    model(3, || {
+        let pool = Pool::new(2);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..3).map(|_| {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, SeqCst);
+            }
+        });
+        let job = pool.submit(tasks, 1);
+        job.set_limit(2).unwrap();
+        job.wait().unwrap();
+        assert_eq!(runs.load(SeqCst), 3);
+    });
+}
+
+/// Cancelling races with the worker: every task either ran once or is reported cancelled.
+#[test]
+fn cancel_races_with_worker() {
+    model(3, || {
+        let pool = Pool::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..2).map(|_| {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, SeqCst);
+            }
+        });
+        let job = pool.submit(tasks, 1);
+        job.cancel();
+        let ran = runs.load(SeqCst);
+        match job.wait() {
+            Ok(results) => assert_eq!(results.len(), 2),
+            Err(err) => {
+                let cancelled = err.cancelled().count();
+                let done = err.results().iter().filter(|r| r.is_ok()).count();
+                assert_eq!(cancelled + done, 2);
+                assert!(done >= ran);
+                assert_eq!(runs.load(SeqCst), done);
+                assert!(err
+                    .results()
+                    .iter()
+                    .all(|r| !matches!(r, Err(TaskError::Panicked(_)))));
+            }
+        }
+    });
+}
+
+/// Shutdown races with a detached job: every accepted task runs, the workers exit, and
+/// later submissions from outside are refused.
+#[test]
+fn shutdown_finishes_accepted_work() {
+    model(3, || {
+        let pool = Pool::new(2);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..2).map(|_| {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, SeqCst);
+            }
+        });
+        drop(pool.submit(tasks, 2));
+        pool.shutdown();
+        assert_eq!(runs.load(SeqCst), 2);
+        let err = pool.try_submit(vec![|| ()], 1).unwrap_err();
+        assert_eq!(err.kind(), SubmitErrorKind::ShutDown);
+    });
+}
+
+/// `shutdown_now` races with a running job: each task ran once or was cancelled, never both.
+#[test]
+fn shutdown_now_cancels_or_runs_each_task_once() {
+    model(3, || {
+        let pool = Pool::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..2).map(|_| {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, SeqCst);
+            }
+        });
+        let job = pool.submit(tasks, 1);
+        pool.shutdown_now();
+        let done = match job.wait() {
+            Ok(results) => results.len(),
+            Err(err) => {
+                assert_eq!(
+                    err.cancelled().count() + err.results().iter().filter(|r| r.is_ok()).count(),
+                    2
+                );
+                err.results().iter().filter(|r| r.is_ok()).count()
+            }
+        };
+        assert_eq!(runs.load(SeqCst), done);
+    });
+}
+
+/// With a zero time slice a worker hands its token back at every task end while a less
+/// served job waits: the yield and re-queue path keeps both jobs' tasks exactly once.
+#[test]
+fn fairness_yield_and_requeue() {
+    model(3, || {
+        let pool = Pool::builder()
+            .threads(1)
+            .time_slice(Duration::ZERO)
+            .build()
+            .unwrap();
+        let big = pool.submit(vec![|| 1, || 2, || 3], 1);
+        let small = pool.submit(vec![|| 10], 1);
+        assert_eq!(small.wait().unwrap(), vec![10]);
+        assert_eq!(big.wait().unwrap(), vec![1, 2, 3]);
+    });
+}
