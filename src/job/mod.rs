@@ -52,6 +52,8 @@ pub(crate) struct JobCore<F, T> {
     attained: AtomicU64,
     /// Set by `cancel`; claimed tasks check it before they start.
     cancel_requested: AtomicBool,
+    /// The number of tasks, fixed at submission.
+    total: u64,
 }
 
 /// What follows a change of a job's state, found under its lock and carried out after.
@@ -72,6 +74,7 @@ where
 {
     pub(crate) fn new(registry: Arc<Registry>, state: JobState<F, T>) -> Self {
         JobCore {
+            total: state.total() as u64,
             registry,
             state: Mutex::new(state),
             progress: Condvar::new(),
@@ -94,12 +97,14 @@ where
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes: Vec<Outcome<T>> = Vec::new();
         let mut chunk_len = 1;
+        // One clock read per chunk: the end of one chunk is the start of the next.
         let slice_start = Instant::now();
+        let mut chunk_start = slice_start;
         loop {
-            // Guided chunking: never claim more than half of a fair share of what is left,
-            // so the job's other tokens always find tasks to run.
-            let fair_half = st.pending.len().div_ceil(2 * parallelism);
-            let first = st.claim(chunk_len.min(fair_half).max(1), &mut chunk);
+            // Guided chunking: never claim more than one token's share of what is left, so the
+            // job's other tokens always find tasks to run.
+            let share = st.pending.len().div_ceil(parallelism);
+            let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
             self.attained.store(st.next_index as u64, Relaxed);
             let push = self.queue_if_runnable(&mut st);
             drop(st);
@@ -108,7 +113,6 @@ where
                     .push(self.clone(), self.attained.load(Relaxed));
             }
 
-            let started = Instant::now();
             for task in chunk.drain(..) {
                 if self.cancel_requested.load(Relaxed) || self.registry.cancelling() {
                     outcomes.push(Outcome::Cancelled);
@@ -120,7 +124,9 @@ where
                     Err(payload) => Outcome::Panicked(panic_message(&*payload)),
                 });
             }
-            let ran_for = started.elapsed();
+            let now = Instant::now();
+            let ran_for = now.saturating_duration_since(chunk_start);
+            chunk_start = now;
             if ran_for < CHUNK_TARGET {
                 chunk_len = (chunk_len * 2).min(MAX_CHUNK);
             } else if ran_for > 2 * CHUNK_TARGET {
@@ -130,7 +136,7 @@ where
             st = self.state.lock();
             st.record(first, &mut outcomes);
             let dropped = if self.registry.cancelling() {
-                st.cancel_pending()
+                self.cancel_pending(&mut st)
             } else {
                 Default::default()
             };
@@ -138,7 +144,7 @@ where
                 || st.running > st.limit
                 || (mode == Mode::Scheduled
                     && self.registry.less_served_waiting(st.next_index as u64)
-                    && slice_start.elapsed() >= self.registry.time_slice());
+                    && now.saturating_duration_since(slice_start) >= self.registry.time_slice());
             if yield_token {
                 st.running -= 1;
                 let settled = self.settle(&mut st);
@@ -152,6 +158,13 @@ where
                 self.progress.notify_all();
             }
         }
+    }
+
+    /// Cancels the pending tasks; returns them, to be dropped once the lock is released.
+    fn cancel_pending(&self, st: &mut JobState<F, T>) -> std::collections::VecDeque<F> {
+        let dropped = st.cancel_pending();
+        self.attained.store(st.next_index as u64, Relaxed);
+        dropped
     }
 
     /// Rule 1: whoever sees the job runnable and not queued marks it queued and pushes it.
@@ -270,7 +283,7 @@ where
         let mut st = self.state.lock();
         st.queued = false;
         if self.registry.cancelling() {
-            let dropped = st.cancel_pending();
+            let dropped = self.cancel_pending(&mut st);
             let settled = self.settle(&mut st);
             drop(st);
             drop(dropped);
@@ -289,6 +302,11 @@ where
     #[inline]
     fn attained(&self) -> u64 {
         self.attained.load(Relaxed)
+    }
+
+    #[inline]
+    fn is_exhausted(&self) -> bool {
+        self.attained.load(Relaxed) >= self.total
     }
 }
 
@@ -315,7 +333,8 @@ where
 {
     fn cancel(self: Arc<Self>) {
         self.cancel_requested.store(true, Relaxed);
-        let dropped = self.change(|st| st.cancel_pending());
+        let this = self.clone();
+        let dropped = self.change(|st| this.cancel_pending(st));
         drop(dropped);
     }
 }

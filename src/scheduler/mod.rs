@@ -23,6 +23,10 @@ pub(crate) trait Schedulable: Send + Sync + 'static {
 
     /// How many of the job's tasks have started: its key in the run queue.
     fn attained(&self) -> u64;
+
+    /// Whether every task of the job has been claimed (or cancelled): its run-queue entry is
+    /// dead and can be dropped without a look at the job.
+    fn is_exhausted(&self) -> bool;
 }
 
 /// How many times an idle worker looks at the run queue, yielding its core in between, before

@@ -12,10 +12,13 @@
 //! is no longer the least served, puts it back with its fresh key and looks again.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use super::Schedulable;
+
+/// How many stale keys one pop refreshes at most before it takes the top entry as it is.
+const MAX_REFRESHES: usize = 4;
 
 /// One job in the run queue.
 struct Entry {
@@ -55,8 +58,13 @@ impl Ord for Entry {
 
 /// A min-queue of runnable jobs by attained service. Not synchronized: the registry keeps it
 /// under its lock.
+///
+/// Jobs that have had no service yet (key 0: just submitted) wait in a plain FIFO, since no key
+/// is smaller and they need no ordering among themselves but arrival: a burst of submissions
+/// costs O(1) per job, not a heap operation on a heap as large as the burst.
 #[derive(Default)]
 pub(crate) struct RunQueue {
+    fresh: VecDeque<Arc<dyn Schedulable>>,
     heap: BinaryHeap<Entry>,
     next_seq: u64,
 }
@@ -64,19 +72,35 @@ pub(crate) struct RunQueue {
 impl RunQueue {
     /// Adds `job` with the given attained service.
     pub(crate) fn push(&mut self, job: Arc<dyn Schedulable>, key: u64) {
+        if key == 0 {
+            self.fresh.push_back(job);
+            return;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.heap.push(Entry { key, seq, job });
     }
 
-    /// Removes and returns the least served job, refreshing stale keys on the way.
+    /// Removes and returns the least served job, refreshing stale keys on the way and dropping
+    /// the entries of jobs that have no task left to claim.
     pub(crate) fn pop(&mut self) -> Option<Arc<dyn Schedulable>> {
-        // Each round either returns or makes one key fresh; bound the rounds anyway, since
-        // running jobs keep making keys stale again.
-        for _ in 0..self.heap.len() {
-            let mut top = self.heap.pop()?;
+        while let Some(job) = self.fresh.pop_front() {
+            match job.attained() {
+                _ if job.is_exhausted() => {}
+                0 => return Some(job),
+                // Served since it was queued (a waiting worker helped it): no longer fresh.
+                attained => self.push(job, attained),
+            }
+        }
+        let mut refreshed = 0;
+        while let Some(mut top) = self.heap.pop() {
+            if top.job.is_exhausted() {
+                continue;
+            }
             let fresh = top.job.attained();
-            if fresh > top.key {
+            // A few refreshes per pop are enough to serve the least served job in practice;
+            // the bound keeps a pop cheap however many keys went stale.
+            if fresh > top.key && refreshed < MAX_REFRESHES {
                 top.key = fresh;
                 if self
                     .heap
@@ -84,26 +108,31 @@ impl RunQueue {
                     .is_some_and(|next| next.rank() > top.rank())
                 {
                     self.heap.push(top);
+                    refreshed += 1;
                     continue;
                 }
             }
             return Some(top.job);
         }
-        self.heap.pop().map(|e| e.job)
+        None
     }
 
     /// The smallest key in the queue (possibly stale, so possibly too small), or `u64::MAX`.
     pub(crate) fn min_key(&self) -> u64 {
-        self.heap.peek().map_or(u64::MAX, |e| e.key)
+        if self.fresh.is_empty() {
+            self.heap.peek().map_or(u64::MAX, |e| e.key)
+        } else {
+            0
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.fresh.len() + self.heap.len()
     }
 
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len() == 0
     }
 }
 
@@ -122,6 +151,9 @@ mod tests {
         fn run_popped(self: Arc<Self>) {}
         fn attained(&self) -> u64 {
             self.attained.load(Relaxed)
+        }
+        fn is_exhausted(&self) -> bool {
+            self.name == "exhausted"
         }
     }
 
@@ -166,5 +198,15 @@ mod tests {
         assert_eq!(name(q.pop().unwrap(), &all), "b");
         assert_eq!(name(q.pop().unwrap(), &all), "a");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn exhausted_jobs_are_dropped() {
+        let (a, b) = (fake("exhausted", 0), fake("b", 7));
+        let mut q = RunQueue::default();
+        q.push(a, 0);
+        q.push(b.clone(), 7);
+        assert_eq!(name(q.pop().unwrap(), &[&b]), "b");
+        assert!(q.pop().is_none());
     }
 }
