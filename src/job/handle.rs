@@ -219,9 +219,11 @@ impl<T: Send + 'static> JobHandle<T> {
 
     /// Runs `callback` with the job's results when it finishes, instead of waiting for them.
     ///
-    /// The callback runs on the worker thread that finished the job's last task (or at once,
-    /// on this thread, if the job has finished already), outside any cap: keep it short, or
-    /// submit a job from it. A panic in the callback is caught and ignored.
+    /// The callback runs on the thread that finished the job: the worker that ran its last
+    /// task, or the thread that cancelled it, or this thread at once if the job has finished
+    /// already. It runs outside any cap: keep it short, or submit a job from it (submissions
+    /// from a callback on a worker are accepted even during shutdown). A panic in the callback
+    /// is caught and ignored.
     ///
     /// # Examples
     ///
