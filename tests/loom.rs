@@ -189,3 +189,18 @@ fn fairness_yield_and_requeue() {
         assert_eq!(big.wait().unwrap(), vec![1, 2, 3]);
     });
 }
+
+/// A task waits on a sub-job of cap 1 whose token the other worker may hold: the waiting
+/// worker blocks until the token comes back, then helps; no wake-up between them is lost.
+#[test]
+fn waiting_worker_and_token_held_elsewhere() {
+    model(3, || {
+        let pool = Pool::new(2);
+        let inner = pool.clone();
+        let job = pool.submit(
+            vec![move || inner.submit(vec![|| 1, || 2], 1).wait().unwrap()],
+            1,
+        );
+        assert_eq!(job.wait().unwrap(), vec![vec![1, 2]]);
+    });
+}
