@@ -9,6 +9,8 @@ mod state;
 pub use handle::{Canceller, Completions, JobHandle, Progress, TimedOut};
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crossbeam::utils::CachePadded;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use crate::error::JobError;
 use crate::scheduler::{Registry, Schedulable};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Instant, Mutex, MutexGuard};
 use crate::unwind::panic_message;
-use state::{FinishCallback, JobState, Outcome};
+use state::{ChunkOutcomes, Failure, FinishCallback, JobState};
 
 /// A chunk of tasks claimed at once should take about this long to run. Chunks start at one
 /// task and double while they run faster than this, so very short tasks are claimed many at a
@@ -50,8 +52,10 @@ pub(crate) struct JobCore<F, T> {
     /// Tasks claimed so far: the job's key in the run queue. Written under the job's lock,
     /// read `Relaxed` by the run queue, where a stale value only delays a refresh.
     attained: AtomicU64,
-    /// Set by `cancel`; claimed tasks check it before they start.
-    cancel_requested: AtomicBool,
+    /// Set by `cancel`; claimed tasks check it before they start. Read before every task, so
+    /// it sits on its own cache line, away from `attained` and the lock that change as tokens
+    /// are taken.
+    cancel_requested: CachePadded<AtomicBool>,
     /// The number of tasks, fixed at submission.
     total: u64,
 }
@@ -80,7 +84,7 @@ where
             progress: Condvar::new(),
             token_freed: Condvar::new(),
             attained: AtomicU64::new(0),
-            cancel_requested: AtomicBool::new(false),
+            cancel_requested: CachePadded::new(AtomicBool::new(false)),
         }
     }
 
@@ -95,7 +99,7 @@ where
     fn run_with_token<'a>(self: &'a Arc<Self>, mut st: MutexGuard<'a, JobState<F, T>>, mode: Mode) {
         let parallelism = self.registry.threads().min(st.limit).max(1);
         let mut chunk: Vec<F> = Vec::new();
-        let mut outcomes: Vec<Outcome<T>> = Vec::new();
+        let mut outcomes = ChunkOutcomes::new();
         let mut chunk_len = 1;
         // One clock read per chunk: the end of one chunk is the start of the next.
         let slice_start = Instant::now();
@@ -115,14 +119,16 @@ where
 
             for task in chunk.drain(..) {
                 if self.cancel_requested.load(Relaxed) || self.registry.cancelling() {
-                    outcomes.push(Outcome::Cancelled);
+                    outcomes.push_failure(Failure::Cancelled);
                     drop(task);
                     continue;
                 }
-                outcomes.push(match catch_unwind(AssertUnwindSafe(task)) {
-                    Ok(value) => Outcome::Done(value),
-                    Err(payload) => Outcome::Panicked(panic_message(&*payload)),
-                });
+                match catch_unwind(AssertUnwindSafe(task)) {
+                    Ok(value) => outcomes.push(value),
+                    Err(payload) => {
+                        outcomes.push_failure(Failure::Panicked(panic_message(&*payload)))
+                    }
+                }
             }
             let now = Instant::now();
             let ran_for = now.saturating_duration_since(chunk_start);

@@ -18,11 +18,40 @@ pub(crate) enum Slot<T> {
     Taken,
 }
 
-/// How one claimed task ended, before it is recorded in its slot.
-pub(crate) enum Outcome<T> {
-    Done(T),
+/// The outcomes of one chunk of claimed tasks, gathered without a lock and recorded at once.
+///
+/// Values go in `values` (`None` where a task failed); the rarer failures go on the side, so
+/// that for most result types the common path writes one small value per task.
+pub(crate) struct ChunkOutcomes<T> {
+    pub(crate) values: Vec<Option<T>>,
+    /// `(offset in the chunk, failure)`.
+    pub(crate) failures: Vec<(usize, Failure)>,
+}
+
+/// Why a claimed task has no value.
+pub(crate) enum Failure {
     Panicked(String),
     Cancelled,
+}
+
+impl<T> ChunkOutcomes<T> {
+    pub(crate) fn new() -> Self {
+        ChunkOutcomes {
+            values: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, value: T) {
+        self.values.push(Some(value));
+    }
+
+    #[cold]
+    pub(crate) fn push_failure(&mut self, failure: Failure) {
+        self.failures.push((self.values.len(), failure));
+        self.values.push(None);
+    }
 }
 
 /// A completion callback registered with `JobHandle::on_finish`.
@@ -117,27 +146,32 @@ impl<F, T> JobState<F, T> {
         first
     }
 
-    /// Records the outcomes of tasks `first..first + outcomes.len()`.
-    pub(crate) fn record(&mut self, first: usize, outcomes: &mut Vec<Outcome<T>>) {
-        for (index, outcome) in (first..).zip(outcomes.drain(..)) {
-            self.slots[index] = match outcome {
-                Outcome::Done(value) => {
-                    self.done += 1;
-                    Slot::Done(value)
-                }
-                Outcome::Panicked(message) => {
+    /// Records the outcomes of tasks `first..first + outcomes.values.len()`.
+    pub(crate) fn record(&mut self, first: usize, outcomes: &mut ChunkOutcomes<T>) {
+        let n = outcomes.values.len();
+        let slots = &mut self.slots[first..first + n];
+        for (slot, value) in slots.iter_mut().zip(outcomes.values.drain(..)) {
+            if let Some(value) = value {
+                *slot = Slot::Done(value);
+            }
+        }
+        self.done += n - outcomes.failures.len();
+        for (offset, failure) in outcomes.failures.drain(..) {
+            let index = first + offset;
+            self.slots[index] = match failure {
+                Failure::Panicked(message) => {
                     self.panicked += 1;
                     self.panics.push((index, message));
                     Slot::Panicked
                 }
-                Outcome::Cancelled => {
+                Failure::Cancelled => {
                     self.cancelled += 1;
                     Slot::Cancelled
                 }
             };
-            if let Some(log) = &mut self.log {
-                log.push_back(index);
-            }
+        }
+        if let Some(log) = &mut self.log {
+            log.extend(first..first + n);
         }
     }
 

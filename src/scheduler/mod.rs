@@ -11,6 +11,8 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam::utils::CachePadded;
+
 use crate::error::SubmitErrorKind;
 use crate::sync::{thread, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex};
 use run_queue::RunQueue;
@@ -53,8 +55,9 @@ pub(crate) struct Registry {
     queued_min: AtomicU64,
     /// Jobs accepted and not yet finished (their completion callbacks included).
     live_jobs: AtomicUsize,
-    /// Set once by `shutdown(cancel = true)`: pending tasks are cancelled instead of run.
-    cancel_all: AtomicBool,
+    /// Set once by `shutdown(cancel = true)`: pending tasks are cancelled instead of run. Read
+    /// before every task, so it sits on its own cache line, away from `queued_min` and the lock.
+    cancel_all: CachePadded<AtomicBool>,
 }
 
 /// What `Registry::shared` guards.
@@ -88,7 +91,7 @@ impl Registry {
             work_available: Condvar::new(),
             queued_min: AtomicU64::new(u64::MAX),
             live_jobs: AtomicUsize::new(0),
-            cancel_all: AtomicBool::new(false),
+            cancel_all: CachePadded::new(AtomicBool::new(false)),
         }
     }
 
