@@ -1,0 +1,544 @@
+//! Issue 4: token counts against the other ways people cap concurrency per job, on W1-W5, in
+//! one table.
+//!
+//! ```text
+//! cargo run --release --example compare_strategies             # 7 rounds, ~1-2 minutes
+//! cargo run --release --example compare_strategies -- --quick  # 2 rounds
+//! cargo run --release --example compare_strategies -- --rounds 11
+//! cargo run --release --example compare_strategies -- --only W2,W5
+//! ```
+//!
+//! Strategies run interleaved (every strategy once per round, the order rotating each round),
+//! so a noisy episode on the machine hits all of them alike; each figure is the median over
+//! rounds with the min-max spread beside it. Ratios to rayon and to the static partition are
+//! taken per round (paired) before the median.
+//!
+//! Caps are checked, not assumed: every task of a checked run records how many tasks of its
+//! job run at once. W3-W5 are checked on every timed run; W1 and W2 time empty tasks (a probe
+//! would cost more than the task), so they are checked in a separate run of the same jobs with
+//! 1 us tasks. A strategy that lets a job exceed its cap is marked as breaking it; its times
+//! are a baseline, not a result.
+//!
+//! The strategies are in `benches/strategies/`; criterion benchmarks of W1, W2 and W5 are in
+//! `benches/strategies.rs`.
+
+#[path = "../benches/strategies/mod.rs"]
+mod strategies;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use strategies::workload::{self, Score, Work, Workload};
+use strategies::{Blocks, Kind, Report, Strategy};
+
+/// W5's CPU work in all, in milliseconds (a run takes about this / N).
+const W5_WORK_MS: u64 = 120;
+/// Task length in the cap-check runs of W1 and W2: long enough for tasks to overlap.
+const CHECK_TASK: Duration = Duration::from_micros(1);
+
+/// One strategy's run of one workload.
+struct Sample {
+    elapsed: Duration,
+    /// ns per task, makespan / LB, or small-job latency / its reference.
+    score: f64,
+    small_latency: Option<Duration>,
+}
+
+/// What a checked run saw.
+#[derive(Default, Clone)]
+struct Check {
+    /// Per job: the most of its tasks seen running at once, over every checked run.
+    peaks: Vec<usize>,
+    /// The most tasks of all jobs seen running at once.
+    run_peak: usize,
+    /// jobpool's own `peak_running` per job.
+    pool_peaks: Option<Vec<usize>>,
+    blocks: Vec<Blocks>,
+    stalls: u64,
+    runs: usize,
+}
+
+impl Check {
+    fn add(&mut self, peaks: &[usize], run_peak: usize, report: Report) {
+        if self.peaks.is_empty() {
+            self.peaks = vec![0; peaks.len()];
+        }
+        for (seen, &p) in self.peaks.iter_mut().zip(peaks) {
+            *seen = (*seen).max(p);
+        }
+        self.run_peak = self.run_peak.max(run_peak);
+        if let Some(pool) = report.pool_peaks {
+            let seen = self.pool_peaks.get_or_insert_with(|| vec![0; pool.len()]);
+            for (seen, p) in seen.iter_mut().zip(pool) {
+                *seen = (*seen).max(p);
+            }
+        }
+        self.blocks.extend(report.blocks);
+        self.stalls += report.stalls.unwrap_or(0);
+        self.runs += 1;
+    }
+
+    /// Whether every job stayed within its cap (by the tasks' probes and, for jobpool, by the
+    /// pool's own count).
+    fn caps_held(&self, w: &Workload) -> bool {
+        let within = |peaks: &[usize]| peaks.iter().zip(&w.jobs).all(|(&p, j)| p <= j.cap);
+        within(&self.peaks) && self.pool_peaks.as_deref().map_or(true, within)
+    }
+}
+
+/// Measured lengths of the sleeps the workloads use.
+struct Clock {
+    sleeps: BTreeMap<Duration, Duration>,
+}
+
+impl Clock {
+    fn measure(workloads: &[Workload]) -> Clock {
+        let mut sleeps = BTreeMap::new();
+        for w in workloads {
+            for j in &w.jobs {
+                if let Work::Sleep(d) = j.work {
+                    sleeps
+                        .entry(d)
+                        .or_insert_with(|| workload::measure_sleep(d, 30));
+                }
+            }
+        }
+        Clock { sleeps }
+    }
+
+    /// How long a task of `work` really takes: measured for sleeps, nominal otherwise.
+    fn length(&self, work: Work) -> Duration {
+        match work {
+            Work::Sleep(d) => self.sleeps[&d],
+            other => other.nominal(),
+        }
+    }
+}
+
+/// W4's yardstick: one task of the big job (what the small job may wait for at most, with
+/// preemption at task ends) plus the small job's own work.
+fn small_job_reference(w: &Workload, clock: &Clock) -> Duration {
+    let big = &w.jobs[0];
+    let small = w.jobs.last().expect("W4 has jobs");
+    let waves = small.tasks.div_ceil(small.cap.min(w.threads));
+    clock.length(big.work) + clock.length(small.work) * waves as u32
+}
+
+/// Runs `w` once on `strategy`: timed, and checked if its tasks are not empty.
+fn run_once(strategy: &Strategy, w: &Workload, clock: &Clock, check: &mut Check) -> Sample {
+    let (elapsed, small_latency) = if w.score == Score::NsPerTask {
+        let jobs = w.empty_specs();
+        let start = Instant::now();
+        strategy.run(&jobs);
+        (start.elapsed(), None)
+    } else {
+        let (jobs, probes, run) = w.tracked_specs(None);
+        let start = Instant::now();
+        let report = strategy.run(&jobs);
+        let elapsed = start.elapsed();
+        assert!(
+            probes.iter().all(|p| p.all_ran()),
+            "{:?} lost tasks",
+            strategy.kind()
+        );
+        let peaks: Vec<usize> = probes.iter().map(|p| p.peak.load(Relaxed)).collect();
+        check.add(&peaks, run.peak.load(Relaxed), report);
+        (elapsed, probes.last().and_then(|p| p.latency()))
+    };
+    let score = match w.score {
+        Score::NsPerTask => elapsed.as_nanos() as f64 / w.total_tasks() as f64,
+        Score::MakespanOverBound => ratio(elapsed, w.lower_bound(|work| clock.length(work))),
+        Score::SmallJobLatency => ratio(
+            small_latency.expect("the small job finished"),
+            small_job_reference(w, clock),
+        ),
+    };
+    Sample {
+        elapsed,
+        score,
+        small_latency,
+    }
+}
+
+/// The cap check of W1 and W2: the same jobs, with 1 us tasks that record their concurrency.
+fn check_empty_workload(strategy: &Strategy, w: &Workload, check: &mut Check) {
+    let (jobs, probes, run) = w.tracked_specs(Some(Work::Spin(CHECK_TASK)));
+    let report = strategy.run(&jobs);
+    assert!(
+        probes.iter().all(|p| p.all_ran()),
+        "{:?} lost tasks",
+        strategy.kind()
+    );
+    let peaks: Vec<usize> = probes.iter().map(|p| p.peak.load(Relaxed)).collect();
+    check.add(&peaks, run.peak.load(Relaxed), report);
+}
+
+use std::sync::atomic::Ordering::Relaxed;
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn spread(values: &[f64]) -> (f64, f64) {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+/// `median [min-max]` with `digits` decimals.
+fn summary(values: &[f64], digits: usize) -> String {
+    let (min, max) = spread(values);
+    format!(
+        "{:.d$} [{:.d$}-{:.d$}]",
+        median(values),
+        min,
+        max,
+        d = digits
+    )
+}
+
+/// One target of jobpool's: a figure, the limit it must stay within, and what it is.
+struct Target {
+    workload: &'static str,
+    what: String,
+    value: f64,
+    limit: f64,
+}
+
+impl Target {
+    fn met(&self) -> bool {
+        self.value <= self.limit
+    }
+
+    fn cell(&self) -> String {
+        format!(
+            "{} {:.3} <= {:.2}: {}",
+            self.what,
+            self.value,
+            self.limit,
+            if self.met() { "met" } else { "MISSED" }
+        )
+    }
+}
+
+struct Args {
+    rounds: usize,
+    quick: bool,
+    /// Workload names to run (all if empty).
+    only: Vec<String>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        rounds: 7,
+        quick: false,
+        only: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => {
+                args.quick = true;
+                args.rounds = 2;
+            }
+            "--rounds" => {
+                args.rounds = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .expect("--rounds takes a positive number");
+            }
+            "--only" => {
+                let names = it.next().expect("--only takes workload names, as W1,W3");
+                args.only = names.split(',').map(|n| n.trim().to_uppercase()).collect();
+            }
+            other => {
+                panic!("unknown argument {other:?}; try --quick, --rounds N or --only W1,W2")
+            }
+        }
+    }
+    args
+}
+
+fn main() {
+    let args = args();
+    let cores = num_cpus::get();
+    let workloads: Vec<Workload> = [
+        workload::w1(cores),
+        workload::w2(cores),
+        workload::w3(),
+        workload::w4(),
+        workload::w5(cores, W5_WORK_MS),
+    ]
+    .into_iter()
+    .filter(|w| args.only.is_empty() || args.only.iter().any(|n| n == w.name))
+    .collect();
+    let started = Instant::now();
+    println!(
+        "compare_strategies: {} round(s), {cores} cores, load average {}",
+        args.rounds,
+        load_average()
+    );
+
+    let clock = Clock::measure(&workloads);
+    for (nominal, real) in &clock.sleeps {
+        println!(
+            "sleep({nominal:?}) measured: median {real:?} (overshoot {:?})",
+            real.saturating_sub(*nominal)
+        );
+    }
+
+    // One set of strategies per pool size, built once.
+    let mut sizes: Vec<usize> = workloads.iter().map(|w| w.threads).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let pools: BTreeMap<usize, Vec<Strategy>> = sizes
+        .iter()
+        .map(|&n| (n, Kind::ALL.iter().map(|&k| Strategy::new(k, n)).collect()))
+        .collect();
+
+    // samples[workload][strategy] and checks[workload][strategy]
+    let mut samples: Vec<Vec<Vec<Sample>>> = workloads
+        .iter()
+        .map(|_| Kind::ALL.iter().map(|_| Vec::new()).collect())
+        .collect();
+    let mut checks: Vec<Vec<Check>> = workloads
+        .iter()
+        .map(|_| vec![Check::default(); Kind::ALL.len()])
+        .collect();
+
+    // Cap checks of the empty-task workloads, and a warm-up of every pool.
+    for (wi, w) in workloads.iter().enumerate() {
+        if w.score == Score::NsPerTask {
+            for (si, strategy) in pools[&w.threads].iter().enumerate() {
+                check_empty_workload(strategy, w, &mut checks[wi][si]);
+                strategy.run(&w.empty_specs());
+            }
+        }
+    }
+
+    for round in 0..args.rounds {
+        for (wi, w) in workloads.iter().enumerate() {
+            let strategies = &pools[&w.threads];
+            for i in 0..strategies.len() {
+                let si = (i + round) % strategies.len();
+                let sample = run_once(&strategies[si], w, &clock, &mut checks[wi][si]);
+                samples[wi][si].push(sample);
+            }
+        }
+        eprintln!(
+            "round {}/{} done at {:.0?}",
+            round + 1,
+            args.rounds,
+            started.elapsed()
+        );
+    }
+
+    let targets = report(&workloads, &clock, &samples, &checks);
+    println!();
+    println!("jobpool's targets (this run):");
+    for t in &targets {
+        println!("  {:<3} {}", t.workload, t.cell());
+    }
+    let missed = targets.iter().filter(|t| !t.met()).count();
+    println!(
+        "{} of {} targets met; whole run {:.0?}; load average now {}",
+        targets.len() - missed,
+        targets.len(),
+        started.elapsed(),
+        load_average()
+    );
+    if args.quick {
+        println!("(--quick: 2 rounds; medians of so few runs are rough)");
+    }
+}
+
+/// Prints the table and returns jobpool's targets.
+fn report(
+    workloads: &[Workload],
+    clock: &Clock,
+    samples: &[Vec<Vec<Sample>>],
+    checks: &[Vec<Check>],
+) -> Vec<Target> {
+    let index = |kind: Kind| Kind::ALL.iter().position(|&k| k == kind).unwrap();
+    let (jobpool, rayon, floor) = (
+        index(Kind::TokenCount),
+        index(Kind::UncappedRayon),
+        index(Kind::StaticPartition),
+    );
+    let mut targets = Vec::new();
+    for (wi, w) in workloads.iter().enumerate() {
+        println!();
+        println!("== {}: {}", w.name, w.title);
+        let (unit, digits) = match w.score {
+            Score::NsPerTask => ("ns/task", 1),
+            Score::MakespanOverBound => {
+                let lb = w.lower_bound(|work| clock.length(work));
+                println!("   lower bound LB = {:.2} ms", lb.as_secs_f64() * 1e3);
+                ("makespan/LB", 3)
+            }
+            Score::SmallJobLatency => {
+                let r = small_job_reference(w, clock);
+                println!(
+                    "   reference = one big task + the small job's own work = {:.2} ms",
+                    r.as_secs_f64() * 1e3
+                );
+                ("latency/ref", 3)
+            }
+        };
+        println!(
+            "   {:<27} {:>24} {:>22} {:>11} {:>13} {:>9}  blocked while work runnable",
+            "strategy",
+            format!("{unit} med [min-max]"),
+            "makespan ms",
+            "small job",
+            "peak/cap",
+            "peak/N",
+        );
+        for (si, kind) in Kind::ALL.iter().enumerate() {
+            let s = &samples[wi][si];
+            let scores: Vec<f64> = s.iter().map(|x| x.score).collect();
+            let ms: Vec<f64> = s.iter().map(|x| x.elapsed.as_secs_f64() * 1e3).collect();
+            let small: Vec<f64> = s
+                .iter()
+                .filter_map(|x| x.small_latency)
+                .map(|d| d.as_secs_f64() * 1e3)
+                .collect();
+            let check = &checks[wi][si];
+            let held = check.caps_held(w);
+            let mark = if held {
+                ""
+            } else if kind.enforces_caps() {
+                "  CAP BROKEN"
+            } else {
+                "  (uncapped)"
+            };
+            println!(
+                "   {:<27} {:>24} {:>22} {:>11} {:>13} {:>9}  {}{}",
+                kind.name(),
+                summary(&scores, digits),
+                summary(&ms, 1),
+                if w.score == Score::SmallJobLatency {
+                    format!("{:.2} ms", median(&small))
+                } else {
+                    "-".into()
+                },
+                peak_cell(w, check),
+                format!("{}/{}", check.run_peak, w.threads),
+                blocked_cell(*kind, check),
+                mark
+            );
+        }
+        // jobpool's targets for this workload, from per-round paired ratios.
+        let paired = |other: usize| -> Vec<f64> {
+            samples[wi][jobpool]
+                .iter()
+                .zip(&samples[wi][other])
+                .map(|(a, b)| a.score / b.score)
+                .collect()
+        };
+        let mut add = |what: String, values: Vec<f64>, limit: f64| {
+            let t = Target {
+                workload: w.name,
+                what,
+                value: median(&values),
+                limit,
+            };
+            println!(
+                "   target: {}  (per round: {})",
+                t.cell(),
+                summary(&values, 3)
+            );
+            targets.push(t);
+        };
+        let own: Vec<f64> = samples[wi][jobpool].iter().map(|x| x.score).collect();
+        match w.name {
+            "W1" => {
+                add("jobpool/rayon time per task".into(), paired(rayon), 0.5);
+                add("jobpool/static partition".into(), paired(floor), 2.0);
+            }
+            "W2" => add("jobpool/rayon time per task".into(), paired(rayon), 1.0),
+            "W3" => add("makespan/LB".into(), own, 1.02),
+            "W4" => add("small-job latency/ref".into(), own, 1.1),
+            "W5" => add("makespan/LB".into(), own, 1.05),
+            _ => {}
+        }
+        if !checks[wi][jobpool].caps_held(w) {
+            println!("   jobpool BROKE A CAP here: its figures above are not valid");
+        }
+    }
+    targets
+}
+
+/// The job that came closest to (or furthest past) its cap: `peak/cap`, with "ok" or "BROKEN".
+fn peak_cell(w: &Workload, check: &Check) -> String {
+    let worst = check
+        .peaks
+        .iter()
+        .zip(&w.jobs)
+        .max_by(|(p1, j1), (p2, j2)| (**p1 * j2.cap).cmp(&(**p2 * j1.cap)).then(p1.cmp(p2)));
+    match worst {
+        Some((peak, job)) => format!(
+            "{} {}/{}",
+            if check.caps_held(w) { "ok" } else { "BROKEN" },
+            peak,
+            job.cap
+        ),
+        None => "-".into(),
+    }
+}
+
+/// Whether workers sat blocked on a cap while other jobs had tasks waiting.
+fn blocked_cell(kind: Kind, check: &Check) -> String {
+    match kind {
+        Kind::SemaphoreQueue | Kind::SemaphoreRayon => {
+            let ms: Vec<f64> = check
+                .blocks
+                .iter()
+                .map(|b| b.blocked_runnable_ns as f64 / 1e6)
+                .collect();
+            let events: Vec<f64> = check
+                .blocks
+                .iter()
+                .map(|b| b.events_runnable as f64)
+                .collect();
+            let all: Vec<f64> = check.blocks.iter().map(|b| b.events as f64).collect();
+            if ms.is_empty() {
+                "-".into()
+            } else {
+                format!(
+                    "yes: {:.1} ms in {:.0} blocks/run (of {:.0} blocks)",
+                    median(&ms),
+                    median(&events),
+                    median(&all)
+                )
+            }
+        }
+        Kind::TokenCount => "no: never blocks on a cap (by design)".into(),
+        Kind::ChanOfChans => format!(
+            "no: {} stalls on a job channel in {} runs",
+            check.stalls, check.runs
+        ),
+        Kind::PoolPerJob => "n/a: threads per job".into(),
+        Kind::UncappedRayon | Kind::UncappedQueue => "n/a: no caps".into(),
+        Kind::StaticPartition => "n/a: no queue".into(),
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
