@@ -16,6 +16,15 @@
 //! - A panicking task does not take its worker down: the panic is reported on its job's
 //!   handle, and the job's other tasks still run.
 //!
+//! # The dependency graph
+//!
+//! On top of jobs, a [`Dag`] holds named *modules*, each a set of tasks with its own cap, that
+//! depend on each other. Running it submits each module as one job the moment its last
+//! dependency has finished, so independent modules run at once (like `make -j`); a module's
+//! tasks read the typed outputs of its dependencies through a [`Context`]. A failed module's
+//! dependents are skipped while the rest runs on (like `make -k`), and the [`RunReport`] says
+//! what happened to every module.
+//!
 //! # Example
 //!
 //! ```
@@ -35,6 +44,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+mod dag;
 mod error;
 mod job;
 mod pool;
@@ -42,6 +52,15 @@ mod scheduler;
 mod sync;
 mod unwind;
 
+pub use dag::{
+    Context, Dag, DagError, Event, Failure, FailureMode, ModuleRef, ModuleReport, ModuleState,
+    OutputError, RunOptions, RunReport, SkipReason, TaskResult,
+};
 pub use error::{BuildError, JobError, SubmitError, SubmitErrorKind, TaskError, ZeroLimitError};
 pub use job::{Canceller, Completions, JobHandle, Progress, TimedOut};
 pub use pool::{Pool, PoolBuilder};
+
+/// The README's examples, run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -68,7 +68,10 @@ impl fmt::Display for DagError {
                 "module `{module}` has a cap of 0, so none of its tasks could ever run"
             ),
             DagError::SelfDependency { module } => {
-                write!(f, "module `{module}` depends on itself ({module} -> {module})")
+                write!(
+                    f,
+                    "module `{module}` depends on itself ({module} -> {module})"
+                )
             }
             DagError::UnknownDependency { module, dependency } => write!(
                 f,

@@ -2,7 +2,6 @@
 
 use std::error::Error;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::context::{downcast_output, Input};
@@ -50,7 +49,9 @@ pub enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::TaskError { task, error } => write!(f, "task {task} returned an error: {error}"),
+            Failure::TaskError { task, error } => {
+                write!(f, "task {task} returned an error: {error}")
+            }
             Failure::TaskPanicked { task, message } => write!(f, "task {task} panicked: {message}"),
             Failure::ConditionPanicked { message } => {
                 write!(f, "the skip condition panicked: {message}")
@@ -164,8 +165,7 @@ impl PartialEq for ModuleState {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (ModuleState::Failed(a), ModuleState::Failed(b)) => {
-                a.len() == b.len()
-                    && a.iter().zip(b).all(|(a, b)| a.to_string() == b.to_string())
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_string() == b.to_string())
             }
             (ModuleState::Skipped(a), ModuleState::Skipped(b)) => a == b,
             (a, b) => a.label() == b.label() && !a.is_failed() && !a.is_skipped(),
@@ -285,7 +285,6 @@ impl ModuleReport {
 /// println!("{report}"); // a table: module, state, start, end, tasks, peak/cap
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
 pub struct RunReport {
     pub(crate) modules: Vec<ModuleReport>,
     pub(crate) outputs: Vec<Option<Input>>,
@@ -362,6 +361,15 @@ impl RunReport {
     }
 }
 
+impl fmt::Debug for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunReport")
+            .field("modules", &self.modules)
+            .field("elapsed", &self.elapsed)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Formats a time from the start of the run in milliseconds, or `-`.
 fn millis(at: Option<Duration>) -> String {
     at.map_or_else(
@@ -373,7 +381,13 @@ fn millis(at: Option<Duration>) -> String {
 impl fmt::Display for RunReport {
     /// A table with a line per module: name, state, start, end, tasks, peak concurrency / cap.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self.modules.iter().map(|m| m.name.len()).max().unwrap_or(0).max(6);
+        let width = self
+            .modules
+            .iter()
+            .map(|m| m.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
         writeln!(
             f,
             "{:<width$}  {:>9}  {:>9}  {:>5}  {:>8}  state",
@@ -393,9 +407,4 @@ impl fmt::Display for RunReport {
         }
         write!(f, "elapsed {}", millis(Some(self.elapsed)))
     }
-}
-
-/// The output a module left in the report, if it finished.
-pub(crate) fn report_output(output: Option<(Arc<dyn std::any::Any + Send + Sync>, &'static str)>) -> Option<Input> {
-    output.map(|(value, ty)| Input::Output(value, ty))
 }

@@ -1,0 +1,533 @@
+//! A dependency graph of named modules on top of the pool, run the way `make -j` runs a
+//! makefile.
+//!
+//! - A *module* is a named set of tasks with its own cap k. When all the modules it depends on
+//!   have ended, its tasks are submitted to the pool as one job: at most k of them run at once.
+//! - Modules that do not depend on each other run at the same time, sharing the pool's threads.
+//! - A task is handed a [`Context`]: the typed outputs of the modules it depends on, and the
+//!   pool, to start sub-jobs of its own.
+//! - A module can be skipped at run time by a condition; its dependents still run.
+//! - If a module fails, the modules that depend on it are skipped and every other module still
+//!   runs ([`FailureMode::KeepGoing`], like `make -k`), or everything that has not started is
+//!   cancelled ([`FailureMode::FailFast`]).
+//! - The graph is checked before anything runs (duplicate names, unknown dependencies, cycles),
+//!   and can be run again: running does not consume it.
+//!
+//! The files: `graph.rs` checks a graph and finds cycles, `tasks.rs` keeps a module's tasks
+//! behind one type-erased face, `run.rs` is the driver (its protocol is described there),
+//! `context.rs` is what a task sees, `report.rs` what a run reports, `dot.rs` the Graphviz
+//! export.
+
+mod context;
+mod dot;
+mod error;
+mod graph;
+mod options;
+mod report;
+mod run;
+mod tasks;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+pub use context::Context;
+pub use error::{DagError, OutputError};
+pub use options::{Event, FailureMode, RunOptions};
+pub use report::{Failure, ModuleReport, ModuleState, RunReport, SkipReason};
+pub use tasks::TaskResult;
+
+use graph::ModuleSpec;
+use tasks::{TaskFn, TypedTasks};
+
+use crate::Pool;
+
+/// A graph of named modules, each a set of tasks with its own cap, that depend on each other.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Context, Dag, Pool, TaskResult};
+///
+/// let mut dag = Dag::new();
+/// dag.module("fetch-users", 4, (0..8).map(|page| move |_: &Context| -> TaskResult<Vec<String>> {
+///     Ok(vec![format!("user-{page}")])
+/// }))?;
+/// dag.module("fetch-orders", 2, (0..4).map(|page| move |_: &Context| -> TaskResult<u32> { Ok(page * 10) }))?;
+/// dag.module("report", 1, [|ctx: &Context| -> TaskResult<String> {
+///     let users = ctx.output::<Vec<String>>("fetch-users")?.concat().len();
+///     let orders: u32 = ctx.output::<u32>("fetch-orders")?.iter().sum();
+///     Ok(format!("{users} users, {orders} in orders"))
+/// }])?
+/// .after(["fetch-users", "fetch-orders"])?;
+///
+/// let pool = Pool::new(4);
+/// let report = dag.run(&pool)?; // blocks until every module has ended
+/// assert!(report.is_success());
+/// assert_eq!(report.output::<String>("report")?, ["8 users, 60 in orders"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct Dag {
+    modules: Vec<ModuleSpec>,
+    index: HashMap<Arc<str>, usize>,
+}
+
+impl Dag {
+    /// An empty graph.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dag = jobpool::Dag::new();
+    /// assert!(dag.is_empty());
+    /// ```
+    pub fn new() -> Dag {
+        Dag::default()
+    }
+
+    /// Adds a module: `tasks`, of which at most `cap` run at once, once every module it depends
+    /// on (see [`ModuleRef::after`]) has ended. Returns a handle to declare its dependencies
+    /// and its skip condition.
+    ///
+    /// Each task is called with the module's [`Context`] and returns a [`TaskResult`]; the
+    /// module's output, which its dependents read with [`Context::output`], is its tasks'
+    /// results in the order given. Tasks are `Fn`, not `FnOnce`, so the graph can run again.
+    ///
+    /// # Errors
+    ///
+    /// [`DagError::DuplicateModule`] if a module has that name already, [`DagError::ZeroCap`] if
+    /// `cap` is 0. The graph is left as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, DagError, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("ping", 3, (0..10).map(|host| move |_: &Context| -> TaskResult<bool> { Ok(host % 2 == 0) }))?;
+    /// let zero = dag.module("never", 0, [|_: &Context| -> TaskResult<()> { Ok(()) }]);
+    /// assert_eq!(zero.unwrap_err(), DagError::ZeroCap { module: "never".into() });
+    /// assert_eq!(dag.len(), 1);
+    /// # Ok::<(), DagError>(())
+    /// ```
+    ///
+    /// Tasks run on the pool's threads, several at once, so they must be `Send + Sync`:
+    ///
+    /// ```compile_fail
+    /// use std::rc::Rc;
+    /// use jobpool::{Context, Dag};
+    ///
+    /// let shared = Rc::new(5);
+    /// let mut dag = Dag::new();
+    /// dag.module("x", 1, [move |_: &Context| Ok(*shared)]);
+    /// ```
+    pub fn module<N, I, F, T>(
+        &mut self,
+        name: N,
+        cap: usize,
+        tasks: I,
+    ) -> Result<ModuleRef<'_>, DagError>
+    where
+        N: Into<String>,
+        I: IntoIterator<Item = F>,
+        F: Fn(&Context) -> TaskResult<T> + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+    {
+        let name = name.into();
+        if self.index.contains_key(name.as_str()) {
+            return Err(DagError::DuplicateModule { name });
+        }
+        if cap == 0 {
+            return Err(DagError::ZeroCap { module: name });
+        }
+        let tasks: Vec<TaskFn<T>> = tasks
+            .into_iter()
+            .map(|task| Arc::new(task) as TaskFn<T>)
+            .collect();
+        let name: Arc<str> = name.into();
+        let index = self.modules.len();
+        self.index.insert(name.clone(), index);
+        self.modules.push(ModuleSpec {
+            name,
+            cap,
+            after: Vec::new(),
+            tasks: Arc::new(TypedTasks { tasks }),
+            skip_if: None,
+        });
+        Ok(ModuleRef { dag: self, index })
+    }
+
+    /// Makes `module` depend on `dependencies`: it starts only once they have all ended, and
+    /// its tasks can read their outputs. The dependencies need not exist yet; [`run`](Self::run)
+    /// checks that they do.
+    ///
+    /// # Errors
+    ///
+    /// [`DagError::UnknownModule`] if no module is named `module`;
+    /// [`DagError::SelfDependency`] if `dependencies` names `module` itself (then no dependency
+    /// is added).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, DagError, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("link", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?;
+    /// dag.module("compile", 4, [|_: &Context| -> TaskResult<()> { Ok(()) }])?;
+    /// dag.after("link", ["compile"])?;
+    /// assert_eq!(dag.dependencies("link"), Some(vec!["compile"]));
+    /// assert_eq!(dag.after("link", ["link"]).unwrap_err(), DagError::SelfDependency { module: "link".into() });
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn after<I, S>(&mut self, module: &str, dependencies: I) -> Result<(), DagError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let index = *self
+            .index
+            .get(module)
+            .ok_or_else(|| DagError::UnknownModule {
+                name: module.to_owned(),
+            })?;
+        self.add_dependencies(index, dependencies)
+    }
+
+    fn add_dependencies<I, S>(&mut self, index: usize, dependencies: I) -> Result<(), DagError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let spec = &mut self.modules[index];
+        let mut added: Vec<String> = Vec::new();
+        for dep in dependencies {
+            let dep = dep.as_ref();
+            if dep == &*spec.name {
+                return Err(DagError::SelfDependency {
+                    module: spec.name.to_string(),
+                });
+            }
+            if !spec.after.iter().chain(&added).any(|d| d == dep) {
+                added.push(dep.to_owned());
+            }
+        }
+        spec.after.append(&mut added);
+        Ok(())
+    }
+
+    /// Makes `module` skipped whenever `condition` returns `true`. It is asked at run time,
+    /// when the module's dependencies have ended, with the module's [`Context`] (so it can look
+    /// at their outputs). A skipped module runs none of its tasks; its dependents still run, and
+    /// can tell it was skipped with [`Context::skipped`]. A panicking condition fails the module.
+    ///
+    /// # Errors
+    ///
+    /// [`DagError::UnknownModule`] if no module is named `module`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, ModuleState, Pool, SkipReason, TaskResult};
+    ///
+    /// let linked_accounts = ["github"];
+    /// let mut dag = Dag::new();
+    /// for network in ["github", "gitlab"] {
+    ///     dag.module(network, 2, [|_: &Context| -> TaskResult<u32> { Ok(1) }])?;
+    ///     dag.skip_if(network, move |_| !linked_accounts.contains(&network))?;
+    /// }
+    /// let report = dag.run(&Pool::new(2))?;
+    /// assert!(report.module("github").unwrap().state().is_done());
+    /// assert_eq!(report.module("gitlab").unwrap().state(), &ModuleState::Skipped(SkipReason::Condition));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn skip_if<C>(&mut self, module: &str, condition: C) -> Result<(), DagError>
+    where
+        C: Fn(&Context) -> bool + Send + Sync + 'static,
+    {
+        let index = *self
+            .index
+            .get(module)
+            .ok_or_else(|| DagError::UnknownModule {
+                name: module.to_owned(),
+            })?;
+        self.modules[index].skip_if = Some(Arc::new(condition));
+        Ok(())
+    }
+
+    /// The number of modules.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(jobpool::Dag::new().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.modules.len()
+    }
+
+    /// Whether the graph has no module.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(jobpool::Dag::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+
+    /// The names of the modules, in the order they were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("b", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?;
+    /// dag.module("a", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?;
+    /// assert_eq!(dag.names().collect::<Vec<_>>(), ["b", "a"]);
+    /// # Ok::<(), jobpool::DagError>(())
+    /// ```
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.modules.iter().map(|m| &*m.name)
+    }
+
+    /// The names `module` depends on, in the order given; `None` if no module has that name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("web", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?.after(["api", "cdn"])?;
+    /// assert_eq!(dag.dependencies("web"), Some(vec!["api", "cdn"]));
+    /// assert_eq!(dag.dependencies("db"), None);
+    /// # Ok::<(), jobpool::DagError>(())
+    /// ```
+    pub fn dependencies(&self, module: &str) -> Option<Vec<&str>> {
+        let index = *self.index.get(module)?;
+        Some(
+            self.modules[index]
+                .after
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        )
+    }
+
+    /// Checks the graph as [`run`](Self::run) does, without running it.
+    ///
+    /// # Errors
+    ///
+    /// [`DagError::UnknownDependency`] if a module depends on a name no module has, and
+    /// [`DagError::Cycle`] if the dependencies form a cycle, with the cycle's path. Found in
+    /// time linear in the number of modules and dependencies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, DagError, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// for (name, dep) in [("a", "b"), ("b", "c"), ("c", "a")] {
+    ///     dag.module(name, 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?.after([dep])?;
+    /// }
+    /// let err = dag.validate().unwrap_err();
+    /// assert_eq!(err, DagError::Cycle { path: vec!["a".into(), "b".into(), "c".into(), "a".into()] });
+    /// assert!(err.to_string().contains("a -> b -> c -> a"));
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), DagError> {
+        graph::plan(&self.modules, &self.index).map(drop)
+    }
+
+    /// Runs the graph on `pool` and blocks until every module has ended; the same as
+    /// [`run_with`](Self::run_with) with the default [`RunOptions`] (keep going after a
+    /// failure).
+    ///
+    /// A module is submitted to the pool the moment its last dependency ends. A failed module
+    /// does not make `run` return an error: it is in the [`RunReport`].
+    ///
+    /// Do not call `run` from one of `pool`'s own tasks: it blocks its thread until the graph
+    /// is done, and with too few threads left the graph cannot finish.
+    ///
+    /// # Errors
+    ///
+    /// What [`validate`](Self::validate) finds; then nothing has run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, Pool, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("one", 1, [|_: &Context| -> TaskResult<u8> { Ok(1) }])?;
+    /// let pool = Pool::new(2);
+    /// let first = dag.run(&pool)?;
+    /// let second = dag.run(&pool)?; // a graph can run again
+    /// assert_eq!(first.output::<u8>("one")?, second.output::<u8>("one")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run(&self, pool: &Pool) -> Result<RunReport, DagError> {
+        self.run_with(pool, RunOptions::default())
+    }
+
+    /// Runs the graph on `pool` as `options` say, and blocks until every module has ended.
+    ///
+    /// # Errors
+    ///
+    /// What [`validate`](Self::validate) finds; then nothing has run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, FailureMode, Pool, RunOptions, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("fails", 1, [|_: &Context| -> TaskResult<()> { Err("no".into()) }])?;
+    /// dag.module("after-fails", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?.after(["fails"])?;
+    /// let report = dag.run_with(&Pool::new(1), RunOptions::new().failure_mode(FailureMode::FailFast))?;
+    /// assert!(!report.is_success());
+    /// assert!(report.module("after-fails").unwrap().state().is_skipped());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_with(&self, pool: &Pool, options: RunOptions) -> Result<RunReport, DagError> {
+        let plan = graph::plan(&self.modules, &self.index)?;
+        Ok(run::run(plan, pool, options))
+    }
+}
+
+impl fmt::Debug for Dag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for m in &self.modules {
+            list.entry(&format_args!(
+                "{} (cap {}, {} tasks) after {:?}",
+                m.name,
+                m.cap,
+                m.tasks.len(),
+                m.after
+            ));
+        }
+        list.finish()
+    }
+}
+
+/// A module just added by [`Dag::module`], to declare what it depends on and when to skip it.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{Context, Dag, TaskResult};
+///
+/// let mut dag = Dag::new();
+/// dag.module("api", 2, [|_: &Context| -> TaskResult<()> { Ok(()) }])?
+///     .after(["database", "cache"])?
+///     .skip_if(|_| std::env::var_os("NO_API").is_some());
+/// assert_eq!(dag.dependencies("api"), Some(vec!["database", "cache"]));
+/// # Ok::<(), jobpool::DagError>(())
+/// ```
+pub struct ModuleRef<'a> {
+    dag: &'a mut Dag,
+    index: usize,
+}
+
+impl ModuleRef<'_> {
+    /// Makes the module depend on `dependencies`, as [`Dag::after`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`DagError::SelfDependency`] if `dependencies` names the module itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, DagError, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// let err = dag.module("a", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?.after(["a"]).unwrap_err();
+    /// assert_eq!(err.to_string(), "module `a` depends on itself (a -> a)");
+    /// # Ok::<(), DagError>(())
+    /// ```
+    pub fn after<I, S>(self, dependencies: I) -> Result<Self, DagError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.dag.add_dependencies(self.index, dependencies)?;
+        Ok(self)
+    }
+
+    /// Makes the module skipped whenever `condition` returns `true`, as [`Dag::skip_if`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, Pool, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("optional", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?.skip_if(|_| true);
+    /// assert!(dag.run(&Pool::new(1))?.module("optional").unwrap().state().is_skipped());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn skip_if<C>(self, condition: C) -> Self
+    where
+        C: Fn(&Context) -> bool + Send + Sync + 'static,
+    {
+        self.dag.modules[self.index].skip_if = Some(Arc::new(condition));
+        self
+    }
+
+    /// The module's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// assert_eq!(dag.module("x", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?.name(), "x");
+    /// # Ok::<(), jobpool::DagError>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.dag.modules[self.index].name
+    }
+}
+
+impl fmt::Debug for ModuleRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModuleRef")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_and_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn graphs_reports_and_contexts_can_be_shared_between_threads() {
+        send_and_sync::<Dag>();
+        send_and_sync::<RunReport>();
+        send_and_sync::<Context>();
+        send_and_sync::<DagError>();
+    }
+
+    #[test]
+    fn a_failed_declaration_leaves_the_graph_as_it_was() {
+        let mut dag = Dag::new();
+        let noop = |_: &Context| -> TaskResult<()> { Ok(()) };
+        dag.module("a", 1, [noop]).unwrap().after(["b"]).unwrap();
+        assert!(dag.module("a", 2, [noop]).is_err());
+        assert!(dag.after("a", ["c", "a"]).is_err());
+        assert_eq!(dag.dependencies("a"), Some(vec!["b"]));
+        assert_eq!(dag.names().collect::<Vec<_>>(), ["a"]);
+    }
+}

@@ -1,0 +1,394 @@
+//! The driver: hands each module to the pool the moment its last dependency ends, and records
+//! how every module ended.
+//!
+//! # How a run proceeds
+//!
+//! All of a run's bookkeeping is in one `RunState` behind one lock. No thread is blocked per
+//! module: the pool calls back (`JobHandle::on_finish`) on the worker that finished a module's
+//! last task, and that callback does the bookkeeping and starts what became ready.
+//!
+//! - **Ending a module** (`end`, under the lock): record its state, and for each dependent count
+//!   one dependency less; a dependent with none left is put on the `ready` queue.
+//! - **Draining** (`drain`): one thread at a time (the one that set `draining`) takes modules off
+//!   `ready` and decides each one: *skipped* if a dependency failed (or was skipped because of a
+//!   failure), *cancelled* if a dependency was cancelled or the run is stopping (fail-fast),
+//!   otherwise *started*: its skip condition is asked, then its tasks are submitted as one job.
+//!   The lock is released while user code runs (the condition) and while the job is submitted,
+//!   so a module can end while the drainer is busy; the drainer sees whatever that put on
+//!   `ready` when it takes the lock back. A thread that ends a module while another drains
+//!   leaves the new ready modules to it, so there is no recursion even when jobs end at once
+//!   (a module of no tasks ends inside its own submission).
+//! - **The end of the run**: the drainer that finds `ready` empty and every module ended lets
+//!   go of the run's `Pool` handle, then sets `finished` and wakes `Dag::run`. Every module ends
+//!   exactly once, and every end is followed by a drain (by its own thread or by the drainer it
+//!   found), so the last end is always seen.
+//! - **Fail-fast**: the end of a failed module sets `stopping` and takes the cancellers of every
+//!   running job; they are called with the lock released (a cancel may end a job, and so call
+//!   back into the run, on this very thread). A job submitted while that happened is cancelled
+//!   by the drainer when it takes the lock back and sees `stopping`.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::context::{Context, Input, Inputs};
+use super::graph::{ModuleBody, Plan, PlannedModule};
+use super::options::{Event, FailureMode, Observer, RunOptions};
+use super::report::{Failure, ModuleReport, ModuleState, RunReport, SkipReason};
+use super::tasks::{ConcurrencyProbe, JobOutcome};
+use crate::unwind::panic_message;
+use crate::{Canceller, Pool};
+
+/// One run of a plan, shared by the thread that called `run` and the pool's callbacks.
+///
+/// A callback may still hold it for a moment after `run` returned, so it holds no user code:
+/// the tasks, conditions and observer are in `RunState`, released before `run` returns.
+struct Run {
+    modules: Vec<PlannedModule>,
+    failure_mode: FailureMode,
+    started: Instant,
+    state: Mutex<RunState>,
+    /// Wakes `run` once `RunState::finished` is set.
+    finished: Condvar,
+}
+
+/// Everything about a run that its lock guards.
+struct RunState {
+    /// The pool, until every module has ended.
+    pool: Option<Pool>,
+    /// The modules' tasks and conditions, until every module has ended.
+    bodies: Vec<ModuleBody>,
+    /// Told of every event, until every module has ended.
+    observer: Option<Observer>,
+    /// Per module: how many of its dependencies have not ended.
+    waiting_for: Vec<usize>,
+    modules: Vec<ModuleSlot>,
+    /// Modules whose dependencies have all ended, not yet decided.
+    ready: VecDeque<usize>,
+    /// A thread is taking modules off `ready`.
+    draining: bool,
+    /// Modules that have not ended.
+    unended: usize,
+    /// Fail-fast mode saw a failure: start nothing more.
+    stopping: bool,
+    /// Every module has ended and the run let go of the pool.
+    finished: bool,
+}
+
+/// One module's part of `RunState`.
+#[derive(Default)]
+struct ModuleSlot {
+    /// `Some` once it ended.
+    state: Option<ModuleState>,
+    start: Option<Duration>,
+    end: Option<Duration>,
+    peak: usize,
+    /// What its dependents see: its output, or that it was skipped by its condition.
+    output: Option<Input>,
+    /// Cancels its job while it runs (for fail-fast).
+    canceller: Option<Canceller>,
+}
+
+/// What happens to a ready module.
+enum Verdict {
+    Start,
+    End(ModuleState),
+}
+
+/// Runs a checked graph on `pool` and blocks until every module has ended.
+pub(crate) fn run(plan: Plan, pool: &Pool, options: RunOptions) -> RunReport {
+    let Plan {
+        modules: plan,
+        bodies,
+    } = plan;
+    let count = plan.len();
+    let waiting_for: Vec<usize> = plan.iter().map(|m| m.dependencies.len()).collect();
+    let ready = (0..count).filter(|&i| waiting_for[i] == 0).collect();
+    let mut modules = Vec::with_capacity(count);
+    modules.resize_with(count, ModuleSlot::default);
+    let run = Arc::new(Run {
+        modules: plan,
+        failure_mode: options.failure_mode,
+        started: Instant::now(),
+        state: Mutex::new(RunState {
+            pool: Some(pool.clone()),
+            bodies,
+            observer: options.observer,
+            waiting_for,
+            modules,
+            ready,
+            draining: false,
+            unended: count,
+            stopping: false,
+            finished: false,
+        }),
+        finished: Condvar::new(),
+    });
+    run.drain(run.state.lock());
+
+    let mut st = run.state.lock();
+    while !st.finished {
+        run.finished.wait(&mut st);
+    }
+    let elapsed = run.started.elapsed();
+    let slots = std::mem::take(&mut st.modules);
+    drop(st);
+    let mut outputs = Vec::with_capacity(count);
+    let modules = run
+        .modules
+        .iter()
+        .zip(slots)
+        .map(|(module, slot)| {
+            outputs.push(slot.output);
+            ModuleReport {
+                name: module.name.to_string(),
+                cap: module.cap,
+                tasks: module.task_count,
+                state: slot.state.unwrap_or(ModuleState::Cancelled),
+                start: slot.start,
+                end: slot.end,
+                peak_concurrency: slot.peak,
+            }
+        })
+        .collect();
+    RunReport {
+        modules,
+        outputs,
+        elapsed,
+    }
+}
+
+impl Run {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Tells the observer, if any; called under the lock, so events come one at a time.
+    fn emit(&self, st: &RunState, module: usize, state: Option<&ModuleState>) {
+        if let Some(observer) = &st.observer {
+            let event = Event {
+                module: &self.modules[module].name,
+                at: self.now(),
+                state,
+            };
+            // A panicking observer must not stop the run; the panic hook printed it already.
+            let _ = catch_unwind(AssertUnwindSafe(|| observer(&event)));
+        }
+    }
+
+    /// Takes modules off `ready` until there are none, unless another thread does already; see
+    /// the module docs.
+    fn drain<'a>(self: &'a Arc<Self>, mut st: MutexGuard<'a, RunState>) {
+        if st.draining {
+            return;
+        }
+        st.draining = true;
+        while let Some(module) = st.ready.pop_front() {
+            st = match self.verdict(&st, module) {
+                Verdict::End(state) => {
+                    // Only a failure returns cancellers, and a verdict is never a failure.
+                    let _not_a_failure = self.end(&mut st, module, state);
+                    st
+                }
+                Verdict::Start => self.start(st, module),
+            };
+        }
+        st.draining = false;
+        if st.unended == 0 && !st.finished {
+            let pool = st.pool.take();
+            let bodies = std::mem::take(&mut st.bodies);
+            let observer = st.observer.take();
+            drop(st);
+            // Let go of the pool and the user's code before `run` returns: the caller's pool
+            // handle, not this one (perhaps on a worker), is to be the pool's last, and the
+            // tasks are to be dropped when the caller drops the graph.
+            drop((pool, bodies, observer));
+            let mut st = self.state.lock();
+            st.finished = true;
+            self.finished.notify_all();
+        }
+    }
+
+    /// Decides a ready module: skip it, cancel it, or start it.
+    fn verdict(&self, st: &RunState, module: usize) -> Verdict {
+        let mut cancelled = st.stopping;
+        for &dep in &self.modules[module].dependencies {
+            match &st.modules[dep].state {
+                Some(ModuleState::Failed(_)) => {
+                    let failed = self.modules[dep].name.to_string();
+                    return Verdict::End(ModuleState::Skipped(SkipReason::DependencyFailed {
+                        failed,
+                    }));
+                }
+                Some(ModuleState::Skipped(SkipReason::DependencyFailed { failed })) => {
+                    let failed = failed.clone();
+                    return Verdict::End(ModuleState::Skipped(SkipReason::DependencyFailed {
+                        failed,
+                    }));
+                }
+                Some(ModuleState::Cancelled) => cancelled = true,
+                _ => {}
+            }
+        }
+        if cancelled {
+            Verdict::End(ModuleState::Cancelled)
+        } else {
+            Verdict::Start
+        }
+    }
+
+    /// Asks the module's condition, then submits its tasks; returns with the lock held again.
+    fn start<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, RunState>,
+        module: usize,
+    ) -> MutexGuard<'a, RunState> {
+        let planned = &self.modules[module];
+        let tasks = st.bodies[module].tasks.clone();
+        let condition = st.bodies[module].skip_if.clone();
+        let Some(pool) = st.pool.clone() else {
+            unreachable!("the run holds its pool until every module has ended");
+        };
+        let dependencies = planned
+            .dependencies
+            .iter()
+            .map(|&dep| {
+                let input = st.modules[dep].output.clone();
+                (
+                    self.modules[dep].name.clone(),
+                    input.unwrap_or(Input::Skipped),
+                )
+            })
+            .collect();
+        let inputs = Arc::new(Inputs {
+            module: planned.name.clone(),
+            pool: pool.clone(),
+            dependencies,
+        });
+
+        if let Some(condition) = condition {
+            drop(st);
+            let context = Context::new(inputs.clone(), 0);
+            let asked = catch_unwind(AssertUnwindSafe(|| condition(&context)));
+            drop(context);
+            st = self.state.lock();
+            let state = match asked {
+                Ok(false) => None,
+                Ok(true) => {
+                    st.modules[module].output = Some(Input::Skipped);
+                    Some(ModuleState::Skipped(SkipReason::Condition))
+                }
+                Err(payload) => Some(ModuleState::Failed(vec![Failure::ConditionPanicked {
+                    message: panic_message(&*payload),
+                }])),
+            };
+            if let Some(state) = state {
+                let cancels = self.end(&mut st, module, state);
+                return self.cancel_all(st, cancels);
+            }
+            if st.stopping {
+                // Fail-fast stopped the run while the condition was asked.
+                let _not_a_failure = self.end(&mut st, module, ModuleState::Cancelled);
+                return st;
+            }
+        }
+
+        st.modules[module].start = Some(self.now());
+        self.emit(&st, module, None);
+        drop(st);
+        let probe = Arc::new(ConcurrencyProbe::default());
+        let on_end = {
+            let run = self.clone();
+            let probe = probe.clone();
+            Box::new(move |outcome| run.job_ended(module, outcome, &probe))
+        };
+        let submitted = tasks.submit(&pool, planned.cap, inputs, probe, on_end);
+        drop((pool, tasks));
+        let mut st = self.state.lock();
+        match submitted {
+            Ok(canceller) if st.modules[module].state.is_none() => {
+                if st.stopping {
+                    drop(st);
+                    canceller.cancel();
+                    st = self.state.lock();
+                } else {
+                    st.modules[module].canceller = Some(canceller);
+                }
+            }
+            // The job ended already, inside `submit`.
+            Ok(_) => {}
+            // The pool was shut down.
+            Err(_) => {
+                let _not_a_failure = self.end(&mut st, module, ModuleState::Cancelled);
+            }
+        }
+        st
+    }
+
+    /// Called by the pool when a module's job ended.
+    fn job_ended(self: &Arc<Self>, module: usize, outcome: JobOutcome, probe: &ConcurrencyProbe) {
+        let mut st = self.state.lock();
+        st.modules[module].peak = probe.peak();
+        let state = match outcome {
+            JobOutcome::Done(output) => {
+                let ty = self.modules[module].output_type;
+                st.modules[module].output = Some(Input::Output(output, ty));
+                ModuleState::Done
+            }
+            JobOutcome::Failed(failures) => ModuleState::Failed(failures),
+            JobOutcome::Cancelled => ModuleState::Cancelled,
+        };
+        let cancels = self.end(&mut st, module, state);
+        let st = self.cancel_all(st, cancels);
+        self.drain(st);
+    }
+
+    /// Calls `cancels` with the lock released (a cancel may end a job on this thread).
+    fn cancel_all<'a>(
+        &'a self,
+        st: MutexGuard<'a, RunState>,
+        cancels: Vec<Canceller>,
+    ) -> MutexGuard<'a, RunState> {
+        if cancels.is_empty() {
+            return st;
+        }
+        drop(st);
+        for canceller in cancels {
+            canceller.cancel();
+        }
+        self.state.lock()
+    }
+
+    /// Records that a module ended and readies its dependents. Returns the jobs to cancel, if
+    /// this failure stops a fail-fast run.
+    #[must_use]
+    fn end(&self, st: &mut RunState, module: usize, state: ModuleState) -> Vec<Canceller> {
+        let slot = &mut st.modules[module];
+        if slot.start.is_some() {
+            slot.end = Some(self.now());
+        }
+        slot.canceller = None;
+        self.emit(st, module, Some(&state));
+        let mut cancels = Vec::new();
+        if state.is_failed() && self.failure_mode == FailureMode::FailFast && !st.stopping {
+            st.stopping = true;
+            cancels = st
+                .modules
+                .iter_mut()
+                .filter_map(|m| m.canceller.take())
+                .collect();
+        }
+        st.modules[module].state = Some(state);
+        st.unended -= 1;
+        for &dependent in &self.modules[module].dependents {
+            st.waiting_for[dependent] -= 1;
+            if st.waiting_for[dependent] == 0 {
+                st.ready.push_back(dependent);
+            }
+        }
+        cancels
+    }
+}
