@@ -219,9 +219,12 @@ impl PoolInner {
         if self.registry.is_current_worker() {
             return;
         }
-        let threads = std::mem::take(&mut *self.threads.lock());
-        for thread in threads {
-            // Workers never panic: every task and callback runs under `catch_unwind`.
+        // The lock is held while joining, so that a second, concurrent `shutdown` returns only
+        // once the threads are gone too.
+        let mut threads = self.threads.lock();
+        for thread in threads.drain(..) {
+            // Workers never panic: every task, callback and drop of a cancelled task runs
+            // under `catch_unwind`.
             let _ = thread.join();
         }
     }

@@ -1,6 +1,7 @@
 //! Panic plumbing: turning a caught panic payload into the message a job handle reports.
 
 use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The message carried by a panic payload: the `&str` or `String` given to `panic!`, or a
 /// placeholder for payloads of other types (such as `std::panic::panic_any(42)`).
@@ -11,6 +12,15 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "<non-string panic payload>".to_owned()
+    }
+}
+
+/// Drops each of `values` under `catch_unwind`: a task that never ran may own values whose
+/// `Drop` panics, and that panic must not take a worker down or skip the job's bookkeeping.
+/// The panic hook has printed the message already.
+pub(crate) fn drop_each_quietly<I: IntoIterator>(values: I) {
+    for value in values {
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
     }
 }
 

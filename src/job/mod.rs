@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::error::JobError;
 use crate::scheduler::{Registry, Schedulable};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Instant, Mutex, MutexGuard};
-use crate::unwind::panic_message;
+use crate::unwind::{drop_each_quietly, panic_message};
 use state::{ChunkOutcomes, Failure, FinishCallback, JobState};
 
 /// A chunk of tasks claimed at once should take about this long to run. Chunks start at one
@@ -120,7 +120,7 @@ where
             for task in chunk.drain(..) {
                 if self.cancel_requested.load(Relaxed) || self.registry.cancelling() {
                     outcomes.push_failure(Failure::Cancelled);
-                    drop(task);
+                    drop_each_quietly([task]);
                     continue;
                 }
                 match catch_unwind(AssertUnwindSafe(task)) {
@@ -155,7 +155,7 @@ where
                 st.running -= 1;
                 let settled = self.settle(&mut st);
                 drop(st);
-                drop(dropped);
+                drop_each_quietly(dropped);
                 self.carry_out(settled);
                 return;
             }
@@ -292,7 +292,7 @@ where
             let dropped = self.cancel_pending(&mut st);
             let settled = self.settle(&mut st);
             drop(st);
-            drop(dropped);
+            drop_each_quietly(dropped);
             self.carry_out(settled);
             return;
         }
@@ -341,7 +341,7 @@ where
         self.cancel_requested.store(true, Relaxed);
         let this = self.clone();
         let dropped = self.change(|st| this.cancel_pending(st));
-        drop(dropped);
+        drop_each_quietly(dropped);
     }
 }
 
@@ -427,7 +427,7 @@ where
             // Finished before the callback came: it runs here and now.
             let results = st.take_results();
             drop(st);
-            callback(results);
+            let _ = catch_unwind(AssertUnwindSafe(|| callback(results)));
         } else {
             st.on_finish = Some(callback);
         }
