@@ -60,6 +60,9 @@ pub use error::{BuildError, JobError, SubmitError, SubmitErrorKind, TaskError, Z
 pub use job::{Canceller, Completions, JobHandle, Progress, TimedOut};
 pub use pool::{Pool, PoolBuilder};
 
+#[cfg(doctest)]
+mod compile_fail;
+
 /// The README's examples, run as doctests so that they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
