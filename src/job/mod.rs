@@ -30,6 +30,12 @@ const CHUNK_TARGET: Duration = Duration::from_micros(20);
 /// The largest chunk, whatever the tasks' length.
 const MAX_CHUNK: usize = 4096;
 
+/// A duration in whole nanoseconds, saturating (584 years of service overflow a `u64`).
+#[inline]
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Who is running a job's tasks, which decides when it stops.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -45,15 +51,21 @@ enum Mode {
 pub(crate) struct JobCore<F, T> {
     registry: Arc<Registry>,
     state: Mutex<JobState<F, T>>,
-    /// Wakes threads waiting for the job to finish or report a result (`watchers`).
+    /// Wakes threads waiting for the job to finish (`finish_waiters`) or to report a result
+    /// (`result_waiters`). Notified only for what they wait for: a thread that waits for the
+    /// job to finish is not woken for every chunk of results.
     progress: Condvar,
     /// Wakes workers waiting inside the job for a free token (`helpers`).
     token_freed: Condvar,
-    /// Tasks claimed so far: the job's key in the run queue. Written under the job's lock,
-    /// read `Relaxed` by the run queue, where a stale value only delays a refresh.
-    attained: AtomicU64,
+    /// Nanoseconds its tasks have run so far, summed over tokens: the job's *attained
+    /// service*, its key in the run queue. Added to after every chunk; read `Relaxed` by the
+    /// run queue and the fairness check, where a stale value only delays a refresh.
+    service: AtomicU64,
+    /// Tasks claimed (or cancelled) so far: once it reaches `total`, the job's run-queue entry
+    /// is dead. Written under the job's lock, read `Relaxed` by the run queue.
+    claimed: AtomicU64,
     /// Set by `cancel`; claimed tasks check it before they start. Read before every task, so
-    /// it sits on its own cache line, away from `attained` and the lock that change as tokens
+    /// it sits on its own cache line, away from `service`, `claimed` and the lock that change as tokens
     /// are taken.
     cancel_requested: CachePadded<AtomicBool>,
     /// The number of tasks, fixed at submission.
@@ -83,7 +95,8 @@ where
             state: Mutex::new(state),
             progress: Condvar::new(),
             token_freed: Condvar::new(),
-            attained: AtomicU64::new(0),
+            service: AtomicU64::new(0),
+            claimed: AtomicU64::new(0),
             cancel_requested: CachePadded::new(AtomicBool::new(false)),
         }
     }
@@ -109,12 +122,11 @@ where
             // job's other tokens always find tasks to run.
             let share = st.pending.len().div_ceil(parallelism);
             let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
-            self.attained.store(st.next_index as u64, Relaxed);
+            self.claimed.store(st.next_index as u64, Relaxed);
             let push = self.queue_if_runnable(&mut st);
             drop(st);
             if push {
-                self.registry
-                    .push(self.clone(), self.attained.load(Relaxed));
+                self.registry.push(self.clone(), self.service.load(Relaxed));
             }
 
             for task in chunk.drain(..) {
@@ -133,6 +145,10 @@ where
             let now = Instant::now();
             let ran_for = now.saturating_duration_since(chunk_start);
             chunk_start = now;
+            let service = self
+                .service
+                .fetch_add(nanos(ran_for), Relaxed)
+                .wrapping_add(nanos(ran_for));
             if ran_for < CHUNK_TARGET {
                 chunk_len = (chunk_len * 2).min(MAX_CHUNK);
             } else if ran_for > 2 * CHUNK_TARGET {
@@ -149,7 +165,7 @@ where
             let yield_token = st.pending.is_empty()
                 || st.running > st.limit
                 || (mode == Mode::Scheduled
-                    && self.registry.less_served_waiting(st.next_index as u64)
+                    && self.registry.less_served_waiting(service)
                     && now.saturating_duration_since(slice_start) >= self.registry.time_slice());
             if yield_token {
                 st.running -= 1;
@@ -160,7 +176,7 @@ where
                 return;
             }
             // Keep the token and claim the next chunk (rule 3): no run-queue traffic.
-            if st.watchers > 0 {
+            if st.result_waiters > 0 {
                 self.progress.notify_all();
             }
         }
@@ -169,7 +185,7 @@ where
     /// Cancels the pending tasks; returns them, to be dropped once the lock is released.
     fn cancel_pending(&self, st: &mut JobState<F, T>) -> std::collections::VecDeque<F> {
         let dropped = st.cancel_pending();
-        self.attained.store(st.next_index as u64, Relaxed);
+        self.claimed.store(st.next_index as u64, Relaxed);
         dropped
     }
 
@@ -190,7 +206,7 @@ where
         if st.helpers > 0 && (st.is_runnable() || st.is_finished()) {
             self.token_freed.notify_all();
         }
-        if st.watchers > 0 {
+        if st.result_waiters > 0 || (st.finish_waiters > 0 && st.is_finished()) {
             self.progress.notify_all();
         }
         let finished = if st.is_finished() && !st.finish_reported {
@@ -209,8 +225,7 @@ where
     /// Carries out what `settle` decided, with the job's lock released.
     fn carry_out(self: &Arc<Self>, settled: Settled<T>) {
         if settled.push {
-            self.registry
-                .push(self.clone(), self.attained.load(Relaxed));
+            self.registry.push(self.clone(), self.service.load(Relaxed));
         }
         if let Some(callback) = settled.finished {
             if let Some((callback, results)) = callback {
@@ -259,9 +274,9 @@ where
                 st.helpers -= 1;
                 st
             } else {
-                st.watchers += 1;
+                st.finish_waiters += 1;
                 let mut st = self.block(st, &self.progress, deadline);
-                st.watchers -= 1;
+                st.finish_waiters -= 1;
                 st
             };
         }
@@ -307,12 +322,12 @@ where
 
     #[inline]
     fn attained(&self) -> u64 {
-        self.attained.load(Relaxed)
+        self.service.load(Relaxed)
     }
 
     #[inline]
     fn is_exhausted(&self) -> bool {
-        self.attained.load(Relaxed) >= self.total
+        self.claimed.load(Relaxed) >= self.total
     }
 }
 
@@ -393,9 +408,9 @@ where
                 st = self.block(st, &self.token_freed, deadline);
                 st.helpers -= 1;
             } else {
-                st.watchers += 1;
+                st.result_waiters += 1;
                 st = self.block(st, &self.progress, deadline);
-                st.watchers -= 1;
+                st.result_waiters -= 1;
             }
         }
     }

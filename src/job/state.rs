@@ -77,8 +77,10 @@ pub(crate) struct JobState<F, T> {
     pub(crate) cancelled: usize,
     /// The most tokens ever taken at once.
     pub(crate) peak_running: usize,
-    /// Threads blocked until the job finishes or reports a result.
-    pub(crate) watchers: usize,
+    /// Threads blocked until the job finishes (`wait`, `wait_timeout`).
+    pub(crate) finish_waiters: usize,
+    /// Threads blocked until the job reports its next result (`Completions`).
+    pub(crate) result_waiters: usize,
     /// Workers blocked inside the job (waiting on it) until a token frees up.
     pub(crate) helpers: usize,
     /// Indices in completion order, kept once a `Completions` iterator exists.
@@ -105,7 +107,8 @@ impl<F, T> JobState<F, T> {
             panicked: 0,
             cancelled: 0,
             peak_running: 0,
-            watchers: 0,
+            finish_waiters: 0,
+            result_waiters: 0,
             helpers: 0,
             log: None,
             finish_reported: false,

@@ -23,7 +23,7 @@ pub(crate) trait Schedulable: Send + Sync + 'static {
     /// token if one is free and runs tasks while the scheduler's rules allow.
     fn run_popped(self: Arc<Self>);
 
-    /// How many of the job's tasks have started: its key in the run queue.
+    /// The job's attained service, its key in the run queue: nanoseconds its tasks have run.
     fn attained(&self) -> u64;
 
     /// Whether every task of the job has been claimed (or cancelled): its run-queue entry is
@@ -38,7 +38,7 @@ pub(crate) trait Schedulable: Send + Sync + 'static {
 const SPIN_ROUNDS: usize = 32;
 /// Under loom every yield is a scheduling point to explore: spin once.
 #[cfg(loom)]
-const SPIN_ROUNDS: usize = 1;
+const SPIN_ROUNDS: usize = 32;
 
 /// The state shared by a pool's workers and handles.
 pub(crate) struct Registry {

@@ -1,7 +1,7 @@
 //! The shared run queue: the jobs that have a pending task and a free token, least served first.
 //!
-//! Each entry is one job, keyed by the job's *attained service* (how many of its tasks have
-//! started) at the moment the entry was pushed, with ties broken by push order. Popping the least
+//! Each entry is one job, keyed by the job's *attained service* (how long its tasks have run,
+//! in nanoseconds summed over its tokens) at the moment the entry was pushed, with ties broken by push order. Popping the least
 //! served job first is what keeps a small job from waiting behind a big job's backlog: a job that
 //! just arrived has attained nothing and goes to the front (the "least attained service" policy
 //! of network schedulers). Equal keys are served in push order, so jobs that have received the
