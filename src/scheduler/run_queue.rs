@@ -1,11 +1,11 @@
 //! The shared run queue: the jobs that have a pending task and a free token, least served first.
 //!
 //! Each entry is one job, keyed by the job's *attained service* (how long its tasks have run,
-//! in nanoseconds summed over its tokens) at the moment the entry was pushed, with ties broken by push order. Popping the least
-//! served job first is what keeps a small job from waiting behind a big job's backlog: a job that
-//! just arrived has attained nothing and goes to the front (the "least attained service" policy
-//! of network schedulers). Equal keys are served in push order, so jobs that have received the
-//! same service take turns, round-robin.
+//! in nanoseconds summed over its tokens) at the moment the entry was pushed, with ties broken
+//! by push order. Popping the least served job first is what keeps a small job from waiting
+//! behind a big job's backlog: a job that just arrived has attained nothing and goes to the
+//! front (the "least attained service" policy of network schedulers). Equal keys are served in
+//! push order, so jobs that have received the same service take turns, round-robin.
 //!
 //! A key goes stale while its job runs elsewhere (its attained service grows). Stale keys are
 //! refreshed lazily: [`RunQueue::pop`] re-reads the top entry's attained service and, if the entry
