@@ -12,8 +12,9 @@
 //! Where the bytes go: `Pool::submit` collects the tasks, unboxed, into a `VecDeque<F>` inside
 //! the job (nothing at all for zero-sized closures) and makes one result slot per task
 //! (`Vec<Slot<T>>`); each job is one `Arc`'d struct (its lock, counters and condition
-//! variables) plus those two vectors, and an entry in the pool's run queue (a binary heap,
-//! which grows by doubling).
+//! variables, two of its atomics padded to their own cache lines) plus those two vectors, and
+//! an entry in the pool's run queue (for a job not yet served, a 16-byte pointer in a FIFO
+//! that grows by doubling).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -287,6 +288,8 @@ fn main() {
     println!("job's VecDeque<F>, plus one result slot Slot<T> (1 byte for (), 16 for u64).");
     println!("A job costs one Arc'd JobCore (the most common size above, once per job), its");
     println!("slot vector (a second small allocation; the task deque of zero-sized closures");
-    println!("allocates nothing), and a 32-byte entry in the run queue's binary heap, which");
-    println!("grows by doubling (the few large allocations).");
+    println!("allocates nothing), and a 16-byte entry in the run queue's FIFO of jobs not yet");
+    println!("served, which grows by doubling (the few large allocations). JobCore is large");
+    println!("because its per-task cancel flag sits on a cache line of its own (no false sharing");
+    println!("with the fields workers write at every chunk).");
 }
