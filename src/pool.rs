@@ -94,6 +94,11 @@ impl Pool {
         self.inner.registry.threads()
     }
 
+    /// Whether the current thread is one of this pool's workers.
+    pub(crate) fn is_worker_thread(&self) -> bool {
+        self.inner.registry.is_current_worker()
+    }
+
     /// Submits a job: `tasks`, of which at most `limit` run at once. Returns its handle.
     ///
     /// `limit` may exceed the number of threads; the pool then simply never runs more than

@@ -1023,3 +1023,91 @@ fn a_task_can_block_on_a_channel_fed_by_another_module() {
     let report = dag.run(&Pool::new(2)).unwrap();
     assert_eq!(report.output::<u32>("consumer").unwrap(), [5]);
 }
+
+/// Runs `body` on a thread of its own and fails if it does not return within `HANG`.
+fn within_hang_limit<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(body()).unwrap());
+    rx.recv_timeout(HANG)
+        .expect("the graph never finished: a deadlock")
+}
+
+/// A diamond a -> (b, c) -> d whose modules each sum their inputs plus one.
+fn diamond() -> Dag {
+    let mut dag = Dag::new();
+    dag.module("a", 1, [|_: &Context| -> TaskResult<u32> { Ok(1) }])
+        .unwrap();
+    for name in ["b", "c"] {
+        dag.module(
+            name,
+            1,
+            [|ctx: &Context| -> TaskResult<u32> { Ok(ctx.output::<u32>("a")?[0] + 1) }],
+        )
+        .unwrap()
+        .after(["a"])
+        .unwrap();
+    }
+    dag.module(
+        "d",
+        1,
+        [|ctx: &Context| -> TaskResult<u32> {
+            Ok(ctx.output::<u32>("b")?[0] + ctx.output::<u32>("c")?[0] + 1)
+        }],
+    )
+    .unwrap()
+    .after(["b", "c"])
+    .unwrap();
+    dag
+}
+
+/// A task of a one-thread pool runs a whole graph on that pool: the worker runs the graph's
+/// jobs itself while it waits, instead of blocking the only thread.
+#[test]
+fn a_graph_run_from_a_task_of_a_one_thread_pool_finishes() {
+    let d = within_hang_limit(|| {
+        let pool = Pool::new(1);
+        let inner = pool.clone();
+        let job = pool.submit(
+            vec![move || {
+                let report = diamond().run(&inner).unwrap();
+                report.output::<u32>("d").unwrap()[0]
+            }],
+            1,
+        );
+        job.wait().unwrap()[0]
+    });
+    assert_eq!(d, 5);
+}
+
+/// Every worker of the pool runs a graph of its own at once, and a module's task runs a graph
+/// in turn: each waiting worker keeps its graph going.
+#[test]
+fn graphs_nested_in_every_worker_and_in_modules_finish() {
+    let results = within_hang_limit(|| {
+        let pool = Pool::new(2);
+        let tasks = (0..4).map(|_| {
+            let pool = pool.clone();
+            move || {
+                let mut outer = Dag::new();
+                let inner_pool = pool.clone();
+                outer
+                    .module(
+                        "expand",
+                        2,
+                        (0..2).map(move |_| {
+                            let pool = inner_pool.clone();
+                            move |_: &Context| -> TaskResult<u32> {
+                                let report = diamond().run(&pool)?;
+                                Ok(report.output::<u32>("d")?[0])
+                            }
+                        }),
+                    )
+                    .unwrap();
+                let report = outer.run(&pool).unwrap();
+                report.output::<u32>("expand").unwrap().iter().sum::<u32>()
+            }
+        });
+        pool.submit(tasks, 4).wait().unwrap()
+    });
+    assert_eq!(results, vec![10; 4]);
+}

@@ -352,8 +352,9 @@ impl Dag {
     /// A module is submitted to the pool the moment its last dependency ends. A failed module
     /// does not make `run` return an error: it is in the [`RunReport`].
     ///
-    /// Do not call `run` from one of `pool`'s own tasks: it blocks its thread until the graph
-    /// is done, and with too few threads left the graph cannot finish.
+    /// `run` may be called from one of `pool`'s own tasks (a module that expands into a graph
+    /// of its own): the worker then runs the graph's jobs itself while it waits, so a pool of
+    /// one thread can still finish the graph.
     ///
     /// # Errors
     ///

@@ -130,6 +130,11 @@ pub(crate) fn run(plan: Plan, pool: &Pool, options: RunOptions) -> RunReport {
     run.drain(run.state.lock());
 
     let mut st = run.state.lock();
+    if pool.is_worker_thread() {
+        // Called from one of the pool's own tasks: this worker must not just block, or a pool
+        // with no other free worker could never run the graph. It runs the graph's jobs itself.
+        st = run.help_until_finished(st);
+    }
     while !st.finished {
         run.finished.wait(&mut st);
     }
@@ -164,6 +169,40 @@ pub(crate) fn run(plan: Plan, pool: &Pool, options: RunOptions) -> RunReport {
 impl Run {
     fn now(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// On a worker of the run's pool: runs the tasks of the graph's running jobs until the run
+    /// finishes, as a worker that waits on one job runs that job's tasks.
+    ///
+    /// When none of them has a pending task and a free token, every token is held by a task
+    /// running elsewhere, and the worker waits for the next module to end or start (both
+    /// notify `finished`). A running job can also become runnable again without either (a
+    /// worker hands a token back at the end of its time slice, and that job goes to the run
+    /// queue, where any idle worker takes it); should every other worker be busy, the wait
+    /// looks again after a millisecond rather than trust that some worker will come by.
+    fn help_until_finished<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, RunState>,
+    ) -> MutexGuard<'a, RunState> {
+        const LOOK_AGAIN: Duration = Duration::from_millis(1);
+        while !st.finished {
+            let running: Vec<Canceller> = st
+                .modules
+                .iter()
+                .filter_map(|m| m.canceller.clone())
+                .collect();
+            drop(st);
+            let mut ran = false;
+            for job in &running {
+                ran |= job.help();
+            }
+            drop(running);
+            st = self.state.lock();
+            if !ran && !st.finished {
+                self.finished.wait_for(&mut st, LOOK_AGAIN);
+            }
+        }
+        st
     }
 
     /// Tells the observer, if any; called under the lock, so events come one at a time.
@@ -316,6 +355,8 @@ impl Run {
                     st = self.state.lock();
                 } else {
                     st.modules[module].canceller = Some(canceller);
+                    // A driver helping on a worker has a new job to run.
+                    self.finished.notify_all();
                 }
             }
             // The job ended already, inside `submit`.
@@ -344,6 +385,8 @@ impl Run {
         let cancels = self.end(&mut st, module, state);
         let st = self.cancel_all(st, cancels);
         self.drain(st);
+        // A driver helping on a worker (`help_until_finished`) looks for work again.
+        self.finished.notify_all();
     }
 
     /// Calls `cancels` with the lock released (a cancel may end a job on this thread).

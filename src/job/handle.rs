@@ -279,6 +279,13 @@ impl Canceller {
     pub fn cancel(&self) {
         self.cancel.clone().cancel();
     }
+
+    /// On one of the pool's own workers, runs the job's tasks while it has a pending task and a
+    /// free token; returns whether it ran any. Elsewhere does nothing. For code that waits, on a
+    /// worker, for several jobs at once (the DAG driver).
+    pub(crate) fn help(&self) -> bool {
+        self.cancel.clone().help()
+    }
 }
 
 impl fmt::Debug for Canceller {

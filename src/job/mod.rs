@@ -342,9 +342,13 @@ pub(crate) trait JobControl<T>: Send + Sync {
     fn on_finish(self: Arc<Self>, callback: FinishCallback<T>);
 }
 
-/// Cancelling a job, whatever its task and result types.
+/// Cancelling a job, or helping it along, whatever its task and result types.
 pub(crate) trait Cancel: Send + Sync {
     fn cancel(self: Arc<Self>);
+
+    /// On one of the pool's own workers: runs the job's tasks while it has a pending task and
+    /// a free token (rule 5, without blocking when it has none). Returns whether it ran any.
+    fn help(self: Arc<Self>) -> bool;
 }
 
 impl<F, T> Cancel for JobCore<F, T>
@@ -357,6 +361,19 @@ where
         let this = self.clone();
         let dropped = self.change(|st| this.cancel_pending(st));
         drop_each_quietly(dropped);
+    }
+
+    fn help(self: Arc<Self>) -> bool {
+        if !self.registry.is_current_worker() {
+            return false;
+        }
+        let mut st = self.state.lock();
+        if !st.is_runnable() {
+            return false;
+        }
+        st.take_token();
+        self.run_with_token(st, Mode::Helping);
+        true
     }
 }
 
