@@ -36,6 +36,25 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// What a thread blocked on a job waits for, which decides what wakes it.
+#[derive(Clone, Copy)]
+enum Awaited {
+    /// The job's end (`wait`, `wait_timeout`).
+    Finish,
+    /// The job's next result (`Completions`).
+    Result,
+}
+
+/// The count a blocked thread is in: workers (helpers) wait for a free token, other threads
+/// for what they await.
+fn waiter_count<F, T>(st: &mut JobState<F, T>, helping: bool, awaited: Awaited) -> &mut usize {
+    match (helping, awaited) {
+        (true, _) => &mut st.helpers,
+        (false, Awaited::Finish) => &mut st.finish_waiters,
+        (false, Awaited::Result) => &mut st.result_waiters,
+    }
+}
+
 /// Who is running a job's tasks, which decides when it stops.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -248,16 +267,30 @@ where
     }
 
     /// Blocks until the job is finished or `deadline` passes; returns whether it finished.
+    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+        self.wait_for(deadline, Awaited::Finish, |st| {
+            st.is_finished().then_some(())
+        })
+        .is_some()
+    }
+
+    /// Blocks until `ready` finds what the caller waits for (and returns it), or until
+    /// `deadline` passes (`None`). `awaited` says which notifications wake the caller.
     ///
     /// On one of the pool's own workers this does not block while the job has a pending task
     /// and a free token: the worker runs the job's tasks itself (rule 5), so a task can wait
     /// on a sub-job even in a pool of one thread.
-    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+    fn wait_for<R>(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        awaited: Awaited,
+        mut ready: impl FnMut(&mut JobState<F, T>) -> Option<R>,
+    ) -> Option<R> {
         let helping = self.registry.is_current_worker();
         let mut st = self.state.lock();
         loop {
-            if st.is_finished() {
-                return true;
+            if let Some(found) = ready(&mut st) {
+                return Some(found);
             }
             if helping && st.is_runnable() {
                 st.take_token();
@@ -266,19 +299,16 @@ where
                 continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
+                return None;
             }
-            st = if helping {
-                st.helpers += 1;
-                let mut st = self.block(st, &self.token_freed, deadline);
-                st.helpers -= 1;
-                st
+            let condvar = if helping {
+                &self.token_freed
             } else {
-                st.finish_waiters += 1;
-                let mut st = self.block(st, &self.progress, deadline);
-                st.finish_waiters -= 1;
-                st
+                &self.progress
             };
+            *waiter_count(&mut st, helping, awaited) += 1;
+            st = self.block(st, condvar, deadline);
+            *waiter_count(&mut st, helping, awaited) -= 1;
         }
     }
 
@@ -402,34 +432,13 @@ where
     }
 
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T> {
-        let helping = self.registry.is_current_worker();
-        let mut st = self.state.lock();
-        loop {
-            if let Some(index) = st.log.as_mut().and_then(|log| log.pop_front()) {
-                return Next::Ready(index, st.take_outcome(index));
+        let next = self.wait_for(deadline, Awaited::Result, |st| {
+            match st.log.as_mut().and_then(|log| log.pop_front()) {
+                Some(index) => Some(Next::Ready(index, st.take_outcome(index))),
+                None => st.is_finished().then_some(Next::Exhausted),
             }
-            if st.is_finished() {
-                return Next::Exhausted;
-            }
-            if helping && st.is_runnable() {
-                st.take_token();
-                self.run_with_token(st, Mode::Helping);
-                st = self.state.lock();
-                continue;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Next::TimedOut;
-            }
-            if helping {
-                st.helpers += 1;
-                st = self.block(st, &self.token_freed, deadline);
-                st.helpers -= 1;
-            } else {
-                st.result_waiters += 1;
-                st = self.block(st, &self.progress, deadline);
-                st.result_waiters -= 1;
-            }
-        }
+        });
+        next.unwrap_or(Next::TimedOut)
     }
 
     fn set_limit(self: Arc<Self>, limit: usize) {
