@@ -186,13 +186,18 @@ impl Dag {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let index = *self
-            .index
+        let index = self.index_of(module)?;
+        self.add_dependencies(index, dependencies)
+    }
+
+    /// The position of `module` in the graph.
+    fn index_of(&self, module: &str) -> Result<usize, DagError> {
+        self.index
             .get(module)
+            .copied()
             .ok_or_else(|| DagError::UnknownModule {
                 name: module.to_owned(),
-            })?;
-        self.add_dependencies(index, dependencies)
+            })
     }
 
     fn add_dependencies<I, S>(&mut self, index: usize, dependencies: I) -> Result<(), DagError>
@@ -246,12 +251,7 @@ impl Dag {
     where
         C: Fn(&Context) -> bool + Send + Sync + 'static,
     {
-        let index = *self
-            .index
-            .get(module)
-            .ok_or_else(|| DagError::UnknownModule {
-                name: module.to_owned(),
-            })?;
+        let index = self.index_of(module)?;
         self.modules[index].skip_if = Some(Arc::new(condition));
         Ok(())
     }
