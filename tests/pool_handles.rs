@@ -659,3 +659,45 @@ fn progress_counts_tasks_in_every_state() {
     assert_eq!(p.peak_running, 1);
     assert_eq!(job.wait().unwrap_err().panics().count(), 1);
 }
+
+/// Lowering the cap also stops the tasks a worker has claimed in a chunk but not started: with
+/// two gated tasks running and the cap lowered to 1, finishing one lets no other task start
+/// while the second still runs. (The grace period only bounds how long the test looks for a
+/// task that starts too early; a correct pool starts none, whatever its length.)
+#[test]
+fn lowering_the_cap_stops_claimed_chunks_too() {
+    let pool = Pool::builder()
+        .threads(2)
+        .time_slice(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    // Many short tasks first, so that workers claim chunks of several; then gated ones.
+    const SHORT: usize = 2000;
+    const GATED: usize = 50;
+    let gate = Gate::new();
+    let _open_on_exit = gate.opener();
+    let (started_tx, started) = mpsc::channel::<usize>();
+    let tasks: Vec<Box<dyn FnOnce() + Send>> = (0..SHORT + GATED)
+        .map(|i| {
+            let (gate, started_tx) = (gate.clone(), started_tx.clone());
+            Box::new(move || {
+                if i >= SHORT {
+                    started_tx.send(i).unwrap();
+                    gate.pass();
+                }
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    let job = pool.submit(tasks, 2);
+    started.recv().unwrap();
+    started.recv().unwrap(); // both workers hold a gated task
+    job.set_limit(1).unwrap();
+    gate.open(1); // one of the two finishes; the other still runs
+    let too_early = started.recv_timeout(Duration::from_millis(300)).ok();
+    gate.open_all();
+    job.wait().unwrap();
+    assert_eq!(
+        too_early, None,
+        "a task started while another ran, after the cap was lowered to 1"
+    );
+}

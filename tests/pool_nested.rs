@@ -228,3 +228,106 @@ fn every_worker_waiting_at_once() {
     // Task i: sum over j<4, k<3 of (i + j + k) = 12i + 3*6 + 4*3 = 12i + 30.
     assert_eq!(job.wait().unwrap(), vec![30, 42, 54]);
 }
+
+/// A task consumes a sub-job's results as they come, and the sub-job's second task waits until
+/// the consumer has seen the first result: the waiting worker hands each result over as soon as
+/// it has it, rather than running every task it can first.
+#[test]
+fn completions_consumed_on_a_worker_come_one_by_one() {
+    let pool = Pool::new(1);
+    let inner = pool.clone();
+    let seen = pool_common::within_hang_limit(move || {
+        let consumer = move || {
+            let (seen_tx, seen_rx) = mpsc::channel::<()>();
+            let tasks: Vec<Box<dyn FnOnce() -> u32 + Send>> = vec![
+                Box::new(|| 0),
+                Box::new(move || {
+                    seen_rx.recv().unwrap();
+                    1
+                }),
+            ];
+            let mut results = inner.submit(tasks, 1).completions();
+            let first = results.next().unwrap();
+            seen_tx.send(()).unwrap();
+            let second = results.next().unwrap();
+            (first.0, second.0)
+        };
+        pool.submit(vec![consumer], 1).wait().unwrap()
+    });
+    assert_eq!(seen, Some(vec![(0, 1)]), "the first result was held back");
+}
+
+/// A task waits for the next result of a sub-job whose only token another worker holds: it is
+/// woken by the result, although that worker keeps its token for the next task.
+#[test]
+fn a_worker_waiting_for_a_result_is_woken_by_it() {
+    for _ in 0..10 {
+        let pool = Pool::builder()
+            .threads(2)
+            .time_slice(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let inner = pool.clone();
+        let first = pool_common::within_hang_limit(move || {
+            let consumer = move || {
+                let (seen_tx, seen_rx) = mpsc::channel::<()>();
+                let (started_tx, started) = mpsc::channel::<()>();
+                let (go, go_rx) = mpsc::channel::<()>();
+                let tasks: Vec<Box<dyn FnOnce() -> u32 + Send>> = vec![
+                    Box::new(move || {
+                        started_tx.send(()).unwrap();
+                        go_rx.recv().unwrap();
+                        0
+                    }),
+                    Box::new(move || {
+                        seen_rx.recv().unwrap();
+                        1
+                    }),
+                ];
+                let job = inner.submit(tasks, 1);
+                started.recv().unwrap(); // the other worker holds the only token
+                let mut results = job.completions();
+                go.send(()).unwrap();
+                let first = results.next().unwrap();
+                seen_tx.send(()).unwrap();
+                results.next().unwrap().1.unwrap();
+                first.0
+            };
+            pool.submit(vec![consumer], 1).wait().unwrap()
+        });
+        assert_eq!(
+            first,
+            Some(vec![0]),
+            "the waiting worker was never woken by the result"
+        );
+    }
+}
+
+/// `wait_timeout` on a worker runs the sub-job's tasks only until its deadline: with tasks far
+/// longer than the timeout it returns after the first.
+#[test]
+fn wait_timeout_on_a_worker_stops_helping_at_its_deadline() {
+    let pool = Pool::new(1);
+    let inner = pool.clone();
+    let done = pool
+        .submit(
+            vec![move || {
+                let job = inner.submit(
+                    (0..10).map(|_| || std::thread::sleep(Duration::from_millis(20))),
+                    1,
+                );
+                let finished = job.wait_timeout(Duration::from_millis(1));
+                let done = job.progress().done;
+                drop(job);
+                (finished, done)
+            }],
+            1,
+        )
+        .wait()
+        .unwrap();
+    assert_eq!(
+        done,
+        vec![(false, 1)],
+        "the waiting worker ran past its deadline"
+    );
+}

@@ -45,13 +45,14 @@ enum Awaited {
     Result,
 }
 
-/// The count a blocked thread is in: workers (helpers) wait for a free token, other threads
-/// for what they await.
+/// The count a blocked thread is in. A worker waiting for the job to finish waits for a free
+/// token (to help) or the end (`helpers`); any thread waiting for a result is woken by every
+/// result and every token returned (`result_waiters`), so a worker also helps when it can.
 fn waiter_count<F, T>(st: &mut JobState<F, T>, helping: bool, awaited: Awaited) -> &mut usize {
     match (helping, awaited) {
-        (true, _) => &mut st.helpers,
+        (true, Awaited::Finish) => &mut st.helpers,
         (false, Awaited::Finish) => &mut st.finish_waiters,
-        (false, Awaited::Result) => &mut st.result_waiters,
+        (_, Awaited::Result) => &mut st.result_waiters,
     }
 }
 
@@ -62,8 +63,26 @@ enum Mode {
     /// a time slice if a less served job waits (fairness).
     Scheduled,
     /// A worker waiting for this very job (a task called `wait` on it): it keeps running the
-    /// job's tasks while there are any, since it has nothing else to do.
-    Helping,
+    /// job's tasks while there are any, since it has nothing else to do, but not past
+    /// `until`, and for one chunk only when `one_chunk` (a `Completions` consumer, who wants
+    /// each result as soon as it is there).
+    Helping {
+        until: Option<Instant>,
+        one_chunk: bool,
+    },
+}
+
+/// What a worker checks before it starts each task of a claimed chunk. Read before every
+/// task, so it sits on a cache line of its own, away from `service`, `claimed` and the lock,
+/// which change as tokens are taken.
+#[derive(Default)]
+struct TaskGate {
+    /// Set by `cancel`: claimed tasks that have not started are cancelled.
+    cancelled: AtomicBool,
+    /// Bumped (under the job's lock) whenever the cap is lowered: a worker that sees it change
+    /// starts no more tasks of its chunk, hands them back, and returns its token if more
+    /// tokens are taken than the new cap allows (rule 3).
+    cap_lowered: AtomicU64,
 }
 
 /// A job's shared core. `F` is the task type and `T` its result.
@@ -83,10 +102,8 @@ pub(crate) struct JobCore<F, T> {
     /// Tasks claimed (or cancelled) so far: once it reaches `total`, the job's run-queue entry
     /// is dead. Written under the job's lock, read `Relaxed` by the run queue.
     claimed: AtomicU64,
-    /// Set by `cancel`; claimed tasks check it before they start. Read before every task, so
-    /// it sits on its own cache line, away from `service`, `claimed` and the lock that change as tokens
-    /// are taken.
-    cancel_requested: CachePadded<AtomicBool>,
+    /// Checked before each task starts.
+    gate: CachePadded<TaskGate>,
     /// The number of tasks, fixed at submission.
     total: u64,
 }
@@ -116,7 +133,7 @@ where
             token_freed: Condvar::new(),
             service: AtomicU64::new(0),
             claimed: AtomicU64::new(0),
-            cancel_requested: CachePadded::new(AtomicBool::new(false)),
+            gate: CachePadded::new(TaskGate::default()),
         }
     }
 
@@ -126,8 +143,8 @@ where
     }
 
     /// Runs tasks holding one token (already taken, under `st`) until the job has no pending
-    /// task, its cap was lowered below the tokens in use, or (when `Scheduled`) a less served
-    /// job has waited for a whole time slice. Returns the token before it returns.
+    /// task, its cap was lowered below the tokens in use, or `mode` says to stop (see
+    /// [`Mode`]). Returns the token before it returns.
     fn run_with_token<'a>(self: &'a Arc<Self>, mut st: MutexGuard<'a, JobState<F, T>>, mode: Mode) {
         let parallelism = self.registry.threads().min(st.limit).max(1);
         let mut chunk: Vec<F> = Vec::new();
@@ -139,20 +156,27 @@ where
         loop {
             // Guided chunking: never claim more than one token's share of what is left, so the
             // job's other tokens always find tasks to run.
-            let share = st.pending.len().div_ceil(parallelism);
+            let share = st.pending_len().div_ceil(parallelism);
             let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
-            self.claimed.store(st.next_index as u64, Relaxed);
+            self.claimed.store(st.claimed() as u64, Relaxed);
+            let cap_lowered = self.gate.cap_lowered.load(Relaxed);
             let push = self.queue_if_runnable(&mut st);
             drop(st);
             if push {
                 self.registry.push(self.clone(), self.service.load(Relaxed));
             }
 
-            for task in chunk.drain(..) {
-                if self.cancel_requested.load(Relaxed) || self.registry.cancelling() {
+            let mut tasks = chunk.drain(..);
+            let mut handed_back = None;
+            while let Some(task) = tasks.next() {
+                if self.gate.cancelled.load(Relaxed) || self.registry.cancelling() {
                     outcomes.push_failure(Failure::Cancelled);
                     drop_each_quietly([task]);
                     continue;
+                }
+                if self.gate.cap_lowered.load(Relaxed) != cap_lowered {
+                    handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
+                    break;
                 }
                 match catch_unwind(AssertUnwindSafe(task)) {
                     Ok(value) => outcomes.push(value),
@@ -161,6 +185,7 @@ where
                     }
                 }
             }
+            drop(tasks);
             let now = Instant::now();
             let ran_for = now.saturating_duration_since(chunk_start);
             chunk_start = now;
@@ -175,18 +200,27 @@ where
             }
 
             st = self.state.lock();
+            let started = outcomes.values.len();
             st.record(first, &mut outcomes);
+            if let Some(unstarted) = handed_back {
+                st.hand_back(first + started, unstarted);
+                self.claimed.store(st.claimed() as u64, Relaxed);
+            }
             let dropped = if self.registry.cancelling() {
                 self.cancel_pending(&mut st)
             } else {
                 Default::default()
             };
-            let yield_token = st.pending.is_empty()
-                || st.running > st.limit
-                || (mode == Mode::Scheduled
-                    && self.registry.less_served_waiting(service)
-                    && now.saturating_duration_since(slice_start) >= self.registry.time_slice());
-            if yield_token {
+            let stop = match mode {
+                Mode::Scheduled => {
+                    self.registry.less_served_waiting(service)
+                        && now.saturating_duration_since(slice_start) >= self.registry.time_slice()
+                }
+                Mode::Helping { until, one_chunk } => {
+                    one_chunk || until.is_some_and(|deadline| now >= deadline)
+                }
+            };
+            if stop || st.pending_len() == 0 || st.running > st.limit {
                 st.running -= 1;
                 let settled = self.settle(&mut st);
                 drop(st);
@@ -204,7 +238,7 @@ where
     /// Cancels the pending tasks; returns them, to be dropped once the lock is released.
     fn cancel_pending(&self, st: &mut JobState<F, T>) -> std::collections::VecDeque<F> {
         let dropped = st.cancel_pending();
-        self.claimed.store(st.next_index as u64, Relaxed);
+        self.claimed.store(st.claimed() as u64, Relaxed);
         dropped
     }
 
@@ -247,12 +281,15 @@ where
             self.registry.push(self.clone(), self.service.load(Relaxed));
         }
         if let Some(callback) = settled.finished {
+            // The job counts as finished before its callback runs: a callback that drops the
+            // last `Pool` handle joins the workers, who wait for every job to finish. (A
+            // callback on a worker may still submit during shutdown: that worker takes the job.)
+            self.registry.job_finished();
             if let Some((callback, results)) = callback {
                 // A panicking callback must not take the worker down; its message was printed
                 // by the panic hook already.
                 let _ = catch_unwind(AssertUnwindSafe(|| callback(results)));
             }
-            self.registry.job_finished();
         }
     }
 
@@ -292,19 +329,25 @@ where
             if let Some(found) = ready(&mut st) {
                 return Some(found);
             }
-            if helping && st.is_runnable() {
-                st.take_token();
-                self.run_with_token(st, Mode::Helping);
-                st = self.state.lock();
-                continue;
-            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return None;
             }
-            let condvar = if helping {
-                &self.token_freed
-            } else {
-                &self.progress
+            if helping && st.is_runnable() {
+                st.take_token();
+                let one_chunk = matches!(awaited, Awaited::Result);
+                self.run_with_token(
+                    st,
+                    Mode::Helping {
+                        until: deadline,
+                        one_chunk,
+                    },
+                );
+                st = self.state.lock();
+                continue;
+            }
+            let condvar = match (helping, awaited) {
+                (true, Awaited::Finish) => &self.token_freed,
+                _ => &self.progress,
             };
             *waiter_count(&mut st, helping, awaited) += 1;
             st = self.block(st, condvar, deadline);
@@ -387,7 +430,7 @@ where
     T: Send + 'static,
 {
     fn cancel(self: Arc<Self>) {
-        self.cancel_requested.store(true, Relaxed);
+        self.gate.cancelled.store(true, Relaxed);
         let this = self.clone();
         let dropped = self.change(|st| this.cancel_pending(st));
         drop_each_quietly(dropped);
@@ -402,7 +445,13 @@ where
             return false;
         }
         st.take_token();
-        self.run_with_token(st, Mode::Helping);
+        self.run_with_token(
+            st,
+            Mode::Helping {
+                until: None,
+                one_chunk: false,
+            },
+        );
         true
     }
 }
@@ -444,7 +493,14 @@ where
     fn set_limit(self: Arc<Self>, limit: usize) {
         // Raising the cap makes the job runnable again, and `settle` queues it (rule 1);
         // lowering it takes effect as running tasks end (rule 3).
-        self.change(|st| st.limit = limit);
+        self.change(|st| {
+            if limit < st.limit {
+                // Under the lock, so a worker that reads it when it claims a chunk sees
+                // either the old cap and the old value, or the new cap and the new value.
+                self.gate.cap_lowered.fetch_add(1, Relaxed);
+            }
+            st.limit = limit;
+        });
     }
 
     fn progress(&self) -> Progress {

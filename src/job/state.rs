@@ -62,6 +62,14 @@ pub(crate) struct JobState<F, T> {
     /// Tasks not yet claimed, in submission order; the front one has index `next_index`.
     pub(crate) pending: VecDeque<F>,
     pub(crate) next_index: usize,
+    /// Tasks claimed in a chunk but handed back unstarted (the cap was lowered while they
+    /// waited in the chunk), as runs of consecutive indices: `(index of the first, tasks)`.
+    /// Claimed again before `pending`.
+    returned: VecDeque<(usize, VecDeque<F>)>,
+    /// The number of tasks in `returned`.
+    returned_len: usize,
+    /// The number of tasks, fixed at submission.
+    total: usize,
     /// Tokens taken: workers running (or between two of) this job's tasks.
     pub(crate) running: usize,
     /// The cap k: at most this many tokens are taken at once.
@@ -98,6 +106,9 @@ impl<F, T> JobState<F, T> {
         JobState {
             pending,
             next_index: 0,
+            returned: VecDeque::new(),
+            returned_len: 0,
+            total,
             running: 0,
             limit,
             queued: false,
@@ -117,7 +128,19 @@ impl<F, T> JobState<F, T> {
     }
 
     pub(crate) fn total(&self) -> usize {
-        self.slots.len()
+        self.total
+    }
+
+    /// Tasks not claimed (or handed back unstarted).
+    #[inline]
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len() + self.returned_len
+    }
+
+    /// Tasks claimed so far and not handed back (cancelled ones included).
+    #[inline]
+    pub(crate) fn claimed(&self) -> usize {
+        self.next_index - self.returned_len
     }
 
     /// Every task has an outcome.
@@ -128,7 +151,7 @@ impl<F, T> JobState<F, T> {
     /// A pending task and a free token: the condition for being in the run queue.
     #[inline]
     pub(crate) fn is_runnable(&self) -> bool {
-        !self.pending.is_empty() && self.running < self.limit
+        self.pending_len() > 0 && self.running < self.limit
     }
 
     /// Takes a token. The caller checked `is_runnable`.
@@ -139,14 +162,36 @@ impl<F, T> JobState<F, T> {
         self.peak_running = self.peak_running.max(self.running);
     }
 
-    /// Moves up to `n` pending tasks into `into`; returns the index of the first.
+    /// Moves up to `n` pending tasks, of consecutive indices, into `into`; returns the index of
+    /// the first.
     #[inline]
     pub(crate) fn claim(&mut self, n: usize, into: &mut Vec<F>) -> usize {
+        if let Some((first, run)) = self.returned.front_mut() {
+            let index = *first;
+            let n = n.min(run.len());
+            into.extend(run.drain(..n));
+            *first += n;
+            self.returned_len -= n;
+            if run.is_empty() {
+                self.returned.pop_front();
+            }
+            return index;
+        }
         let first = self.next_index;
         let n = n.min(self.pending.len());
         into.extend(self.pending.drain(..n));
         self.next_index += n;
         first
+    }
+
+    /// Hands back claimed tasks that never started, the first of index `first`.
+    pub(crate) fn hand_back(&mut self, first: usize, tasks: VecDeque<F>) {
+        if tasks.is_empty() {
+            return;
+        }
+        self.returned_len += tasks.len();
+        let at = self.returned.partition_point(|(i, _)| *i < first);
+        self.returned.insert(at, (first, tasks));
     }
 
     /// Records the outcomes of tasks `first..first + outcomes.values.len()`.
@@ -181,16 +226,25 @@ impl<F, T> JobState<F, T> {
     /// Marks every pending task cancelled and returns the tasks, to be dropped by the caller
     /// once the lock is released (dropping a task runs user code).
     pub(crate) fn cancel_pending(&mut self) -> VecDeque<F> {
-        let tasks = std::mem::take(&mut self.pending);
+        let mut tasks = VecDeque::new();
+        let returned = std::mem::take(&mut self.returned);
+        self.returned_len = 0;
         let first = self.next_index;
-        self.next_index += tasks.len();
-        for index in first..self.next_index {
-            self.slots[index] = Slot::Cancelled;
-            if let Some(log) = &mut self.log {
-                log.push_back(index);
+        let pending = std::mem::take(&mut self.pending);
+        self.next_index += pending.len();
+        let runs = returned
+            .into_iter()
+            .chain(std::iter::once((first, pending)));
+        for (first, run) in runs {
+            for index in first..first + run.len() {
+                self.slots[index] = Slot::Cancelled;
+                if let Some(log) = &mut self.log {
+                    log.push_back(index);
+                }
             }
+            self.cancelled += run.len();
+            tasks.extend(run);
         }
-        self.cancelled += tasks.len();
         tasks
     }
 

@@ -15,6 +15,7 @@ use crossbeam::utils::CachePadded;
 
 use crate::error::SubmitErrorKind;
 use crate::sync::{thread, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex};
+use crate::unwind::drop_each_quietly;
 use run_queue::RunQueue;
 
 /// A job as the scheduler sees it: something a worker can pop from the run queue and run.
@@ -38,7 +39,7 @@ pub(crate) trait Schedulable: Send + Sync + 'static {
 const SPIN_ROUNDS: usize = 32;
 /// Under loom every yield is a scheduling point to explore: spin once.
 #[cfg(loom)]
-const SPIN_ROUNDS: usize = 32;
+const SPIN_ROUNDS: usize = 1;
 
 /// The state shared by a pool's workers and handles.
 pub(crate) struct Registry {
@@ -160,21 +161,28 @@ impl Registry {
     }
 
     /// Blocks until there is a job to run; `None` when the worker should exit.
+    ///
+    /// The run queue hands back the dead entries it meets; they are dropped here, with the lock
+    /// released and under `catch_unwind`: an entry may hold the last reference to a detached
+    /// job, whose results are user values with a `Drop` of their own.
     pub(crate) fn find_work(&self) -> Option<Arc<dyn Schedulable>> {
+        let mut dead = Vec::new();
         let mut shared = self.shared.lock();
         let mut spun = false;
-        loop {
-            if let Some(job) = shared.queue.pop() {
-                self.queued_min.store(shared.queue.min_key(), Relaxed);
-                return Some(job);
+        let found = loop {
+            let job = shared.queue.pop(&mut dead);
+            self.queued_min.store(shared.queue.min_key(), Relaxed);
+            if job.is_some() {
+                break job;
             }
             if shared.shutdown && self.live_jobs.load(SeqCst) == 0 {
-                return None;
+                break None;
             }
             if !spun {
                 spun = true;
                 shared.spinners += 1;
                 drop(shared);
+                drop_each_quietly(dead.drain(..));
                 for _ in 0..SPIN_ROUNDS {
                     if self.queued_min.load(Relaxed) != u64::MAX {
                         break;
@@ -190,7 +198,10 @@ impl Registry {
             shared.sleepers -= 1;
             shared.wakeups = shared.wakeups.saturating_sub(1);
             spun = false;
-        }
+        };
+        drop(shared);
+        drop_each_quietly(dead);
+        found
     }
 
     /// Stops accepting jobs from outside the pool; with `cancel`, pending tasks are cancelled

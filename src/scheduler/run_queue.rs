@@ -81,12 +81,16 @@ impl RunQueue {
         self.heap.push(Entry { key, seq, job });
     }
 
-    /// Removes and returns the least served job, refreshing stale keys on the way and dropping
-    /// the entries of jobs that have no task left to claim.
-    pub(crate) fn pop(&mut self) -> Option<Arc<dyn Schedulable>> {
+    /// Removes and returns the least served job, refreshing stale keys on the way. The entries
+    /// of jobs that have no task left to claim are moved to `dead`, for the caller to drop once
+    /// it has released its lock (dropping the last reference to a job drops its results).
+    pub(crate) fn pop(
+        &mut self,
+        dead: &mut Vec<Arc<dyn Schedulable>>,
+    ) -> Option<Arc<dyn Schedulable>> {
         while let Some(job) = self.fresh.pop_front() {
             match job.attained() {
-                _ if job.is_exhausted() => {}
+                _ if job.is_exhausted() => dead.push(job),
                 0 => return Some(job),
                 // Served since it was queued (a waiting worker helped it): no longer fresh.
                 attained => self.push(job, attained),
@@ -95,6 +99,7 @@ impl RunQueue {
         let mut refreshed = 0;
         while let Some(mut top) = self.heap.pop() {
             if top.job.is_exhausted() {
+                dead.push(top.job);
                 continue;
             }
             let fresh = top.job.attained();
@@ -180,7 +185,7 @@ mod tests {
         q.push(c.clone(), 0);
         assert_eq!(q.min_key(), 0);
         let all = [&a, &b, &c];
-        let order: Vec<_> = std::iter::from_fn(|| q.pop())
+        let order: Vec<_> = std::iter::from_fn(|| q.pop(&mut Vec::new()))
             .map(|j| name(j, &all))
             .collect();
         assert_eq!(order, ["b", "c", "a"]);
@@ -195,8 +200,8 @@ mod tests {
         q.push(b.clone(), 3);
         a.attained.store(10, Relaxed); // a ran elsewhere since it was pushed
         let all = [&a, &b];
-        assert_eq!(name(q.pop().unwrap(), &all), "b");
-        assert_eq!(name(q.pop().unwrap(), &all), "a");
+        assert_eq!(name(q.pop(&mut Vec::new()).unwrap(), &all), "b");
+        assert_eq!(name(q.pop(&mut Vec::new()).unwrap(), &all), "a");
         assert!(q.is_empty());
     }
 
@@ -206,7 +211,7 @@ mod tests {
         let mut q = RunQueue::default();
         q.push(a, 0);
         q.push(b.clone(), 7);
-        assert_eq!(name(q.pop().unwrap(), &[&b]), "b");
-        assert!(q.pop().is_none());
+        assert_eq!(name(q.pop(&mut Vec::new()).unwrap(), &[&b]), "b");
+        assert!(q.pop(&mut Vec::new()).is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! The worker threads: what each runs, and how a thread knows it is one of them.
 
 use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::Registry;
@@ -20,11 +21,13 @@ pub(crate) fn current_registry_id() -> usize {
 
 /// The body of a worker thread: run jobs from the run queue until the pool shuts down.
 ///
-/// Tasks never unwind into this loop (each is run under `catch_unwind`), so a worker lives as
-/// long as its pool.
+/// Nothing unwinds out of this loop, so a worker lives as long as its pool.
 pub(crate) fn worker_main(registry: Arc<Registry>) {
     CURRENT_REGISTRY.with(|id| id.set(registry.id));
     while let Some(job) = registry.find_work() {
-        job.run_popped();
+        // Tasks, callbacks and the drop of cancelled tasks are caught where they run; what can
+        // still unwind here is the drop of a detached job's results, when this worker holds the
+        // job's last reference. It must not end the worker.
+        let _ = catch_unwind(AssertUnwindSafe(|| job.run_popped()));
     }
 }

@@ -176,3 +176,16 @@ pub fn quiet_panics() {
         }));
     });
 }
+
+/// Runs `body` on a thread of its own; `None` if it has not returned within 10 s. Only turns a
+/// would-be hang into a failure: a correct pool passes whatever the limit.
+#[allow(dead_code)]
+pub fn within_hang_limit<R: Send + 'static>(
+    body: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10)).ok()
+}
