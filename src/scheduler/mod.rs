@@ -73,6 +73,8 @@ struct Shared {
     wakeups: usize,
     /// No more jobs from outside the pool; workers leave once no job is live.
     shutdown: bool,
+    /// The value last written to `Registry::queued_min`.
+    published_min: u64,
 }
 
 impl Registry {
@@ -88,6 +90,7 @@ impl Registry {
                 spinners: 0,
                 wakeups: 0,
                 shutdown: false,
+                published_min: u64::MAX,
             }),
             work_available: Condvar::new(),
             queued_min: AtomicU64::new(u64::MAX),
@@ -138,12 +141,23 @@ impl Registry {
 
     fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
         shared.queue.push(job, key);
-        self.queued_min.store(shared.queue.min_key(), Relaxed);
+        self.publish_min(shared);
         // Wake a sleeper only for work that no awake idle worker will take (README.md, rule 4).
         if shared.sleepers > shared.wakeups && shared.queue.len() > shared.spinners + shared.wakeups
         {
             shared.wakeups += 1;
             self.work_available.notify_one();
+        }
+    }
+
+    /// Mirrors the run queue's smallest key into `queued_min`, writing the atomic only when
+    /// the value changes (every write is a cache miss for the workers that read it).
+    #[inline]
+    fn publish_min(&self, shared: &mut Shared) {
+        let min = shared.queue.min_key();
+        if min != shared.published_min {
+            shared.published_min = min;
+            self.queued_min.store(min, Relaxed);
         }
     }
 
@@ -171,7 +185,7 @@ impl Registry {
         let mut spun = false;
         let found = loop {
             let job = shared.queue.pop(&mut dead);
-            self.queued_min.store(shared.queue.min_key(), Relaxed);
+            self.publish_min(&mut shared);
             if job.is_some() {
                 break job;
             }
