@@ -15,6 +15,18 @@ use std::time::Duration;
 use jobpool::{Pool, SubmitErrorKind, TaskError};
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
+/// `n` tasks that each add one to `runs`.
+fn counting_tasks(n: usize, runs: &Arc<AtomicUsize>) -> Vec<impl FnOnce() + Send + 'static> {
+    (0..n)
+        .map(|_| {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, SeqCst);
+            }
+        })
+        .collect()
+}
+
 /// Explores schedules with up to `bound` preemptions: enough to interleave a submit, a token
 /// take and return, a re-queue and a sleep/wake, within a run time CI can afford.
 fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
@@ -79,12 +91,7 @@ fn set_limit_while_running() {
     model(3, || {
         let pool = Pool::new(2);
         let runs = Arc::new(AtomicUsize::new(0));
-        let tasks = (0..3).map(|_| {
-            let runs = runs.clone();
-            move || {
-                runs.fetch_add(1, SeqCst);
-            }
-        });
+        let tasks = counting_tasks(3, &runs);
         let job = pool.submit(tasks, 1);
         job.set_limit(2).unwrap();
         job.wait().unwrap();
@@ -98,12 +105,7 @@ fn cancel_races_with_worker() {
     model(3, || {
         let pool = Pool::new(1);
         let runs = Arc::new(AtomicUsize::new(0));
-        let tasks = (0..2).map(|_| {
-            let runs = runs.clone();
-            move || {
-                runs.fetch_add(1, SeqCst);
-            }
-        });
+        let tasks = counting_tasks(2, &runs);
         let job = pool.submit(tasks, 1);
         job.cancel();
         let ran = runs.load(SeqCst);
@@ -131,12 +133,7 @@ fn shutdown_finishes_accepted_work() {
     model(3, || {
         let pool = Pool::new(2);
         let runs = Arc::new(AtomicUsize::new(0));
-        let tasks = (0..2).map(|_| {
-            let runs = runs.clone();
-            move || {
-                runs.fetch_add(1, SeqCst);
-            }
-        });
+        let tasks = counting_tasks(2, &runs);
         drop(pool.submit(tasks, 2));
         pool.shutdown();
         assert_eq!(runs.load(SeqCst), 2);
@@ -151,12 +148,7 @@ fn shutdown_now_cancels_or_runs_each_task_once() {
     model(3, || {
         let pool = Pool::new(1);
         let runs = Arc::new(AtomicUsize::new(0));
-        let tasks = (0..2).map(|_| {
-            let runs = runs.clone();
-            move || {
-                runs.fetch_add(1, SeqCst);
-            }
-        });
+        let tasks = counting_tasks(2, &runs);
         let job = pool.submit(tasks, 1);
         pool.shutdown_now();
         let done = match job.wait() {

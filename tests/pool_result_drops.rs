@@ -30,29 +30,42 @@ impl Drop for SubmitOnDrop {
     }
 }
 
-/// Holds the only worker of `pool` until the returned sender is used, so that the next job is
-/// queued (and detached) before it runs.
-fn hold_the_worker(pool: &Pool) -> (mpsc::Sender<()>, jobpool::JobHandle<()>) {
+/// Submits the job `detach` makes while the pool's only worker is held, drops its handle, lets
+/// the worker go, and checks that the worker still runs a later job.
+fn detach_then_check_the_worker<F>(pool: &Pool, detach: F)
+where
+    F: FnOnce(&Pool),
+{
     let (go, go_rx) = mpsc::channel::<()>();
-    (go, pool.submit(vec![move || go_rx.recv().unwrap()], 1))
+    let held = pool.submit(vec![move || go_rx.recv().unwrap()], 1);
+    detach(pool);
+    go.send(()).unwrap();
+    held.wait().unwrap();
+    let later = pool.clone();
+    let result = within_hang_limit(move || later.submit(vec![|| 42], 1).wait().unwrap());
+    assert_eq!(
+        result,
+        Some(vec![42]),
+        "the only worker died or deadlocked dropping a result"
+    );
 }
 
 /// Detached, cap 1: the worker's own reference is the job's last, dropped after it ran.
 #[test]
 fn a_panicking_drop_of_a_detached_result_does_not_kill_the_worker() {
     quiet_panics();
-    let pool = Pool::new(1);
-    let (go, gate) = hold_the_worker(&pool);
-    drop(pool.submit(vec![|| PanicOnDrop], 1));
-    go.send(()).unwrap();
-    gate.wait().unwrap();
-    let later = pool.clone();
-    let result = within_hang_limit(move || later.submit(vec![|| 42], 1).wait().unwrap());
-    assert_eq!(
-        result,
-        Some(vec![42]),
-        "the only worker died dropping a detached result"
-    );
+    detach_then_check_the_worker(&Pool::new(1), |pool| {
+        drop(pool.submit(vec![|| PanicOnDrop], 1))
+    });
+}
+
+/// A pool of one thread with a long time slice.
+fn one_thread() -> Pool {
+    Pool::builder()
+        .threads(1)
+        .time_slice(Duration::from_secs(3600))
+        .build()
+        .unwrap()
 }
 
 /// Detached, cap 2 on one thread: the job re-queues itself after its first claim, the worker
@@ -61,42 +74,16 @@ fn a_panicking_drop_of_a_detached_result_does_not_kill_the_worker() {
 #[test]
 fn a_dead_queue_entry_drops_its_results_off_the_lock() {
     quiet_panics();
-    let pool = Pool::builder()
-        .threads(1)
-        .time_slice(Duration::from_secs(3600))
-        .build()
-        .unwrap();
-    let (go, gate) = hold_the_worker(&pool);
-    drop(pool.submit(vec![|| PanicOnDrop, || PanicOnDrop], 2));
-    go.send(()).unwrap();
-    gate.wait().unwrap();
-    let later = pool.clone();
-    let result = within_hang_limit(move || later.submit(vec![|| 42], 1).wait().unwrap());
-    assert_eq!(
-        result,
-        Some(vec![42]),
-        "the only worker died in the run queue"
-    );
+    detach_then_check_the_worker(&one_thread(), |pool| {
+        drop(pool.submit(vec![|| PanicOnDrop, || PanicOnDrop], 2))
+    });
 }
 
 /// The same path with a result that submits when dropped: no deadlock on the registry lock.
 #[test]
 fn a_result_that_submits_when_dropped_does_not_deadlock() {
-    let pool = Pool::builder()
-        .threads(1)
-        .time_slice(Duration::from_secs(3600))
-        .build()
-        .unwrap();
-    let (go, gate) = hold_the_worker(&pool);
-    let (a, b) = (pool.clone(), pool.clone());
-    drop(pool.submit([a, b].map(|p| move || SubmitOnDrop(p)), 2));
-    go.send(()).unwrap();
-    gate.wait().unwrap();
-    let later = pool.clone();
-    let result = within_hang_limit(move || later.submit(vec![|| 7], 1).wait().unwrap());
-    assert_eq!(
-        result,
-        Some(vec![7]),
-        "the worker deadlocked dropping a result"
-    );
+    detach_then_check_the_worker(&one_thread(), |pool| {
+        let (a, b) = (pool.clone(), pool.clone());
+        drop(pool.submit([a, b].map(|p| move || SubmitOnDrop(p)), 2));
+    });
 }
