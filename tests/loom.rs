@@ -196,3 +196,25 @@ fn waiting_worker_and_token_held_elsewhere() {
         assert_eq!(job.wait().unwrap(), vec![vec![1, 2]]);
     });
 }
+
+/// Lowering the cap while both workers may be inside chunks of the job: a worker that sees it
+/// hands its unstarted tasks back, and they are claimed again; every task still runs exactly
+/// once and the results stay in order.
+#[test]
+fn lowering_the_cap_hands_claimed_tasks_back() {
+    model(2, || {
+        let pool = Pool::new(2);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..4).map(|i| {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, SeqCst);
+                i
+            }
+        });
+        let job = pool.submit(tasks, 2);
+        job.set_limit(1).unwrap();
+        assert_eq!(job.wait().unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(runs.load(SeqCst), 4);
+    });
+}
