@@ -132,18 +132,7 @@ fn run_once(strategy: &Strategy, w: &Workload, clock: &Clock, check: &mut Check)
         strategy.run(&jobs);
         (start.elapsed(), None)
     } else {
-        let (jobs, probes, run) = w.tracked_specs(None);
-        let start = Instant::now();
-        let report = strategy.run(&jobs);
-        let elapsed = start.elapsed();
-        assert!(
-            probes.iter().all(|p| p.all_ran()),
-            "{:?} lost tasks",
-            strategy.kind()
-        );
-        let peaks: Vec<usize> = probes.iter().map(|p| p.peak.load(Relaxed)).collect();
-        check.add(&peaks, run.peak.load(Relaxed), report);
-        (elapsed, probes.last().and_then(|p| p.latency()))
+        run_checked(strategy, w, None, check)
     };
     let score = match w.score {
         Score::NsPerTask => elapsed.as_nanos() as f64 / w.total_tasks() as f64,
@@ -162,8 +151,22 @@ fn run_once(strategy: &Strategy, w: &Workload, clock: &Clock, check: &mut Check)
 
 /// The cap check of W1 and W2: the same jobs, with 1 us tasks that record their concurrency.
 fn check_empty_workload(strategy: &Strategy, w: &Workload, check: &mut Check) {
-    let (jobs, probes, run) = w.tracked_specs(Some(Work::Spin(CHECK_TASK)));
+    run_checked(strategy, w, Some(Work::Spin(CHECK_TASK)), check);
+}
+
+/// Runs `w`'s jobs (with `work` for every task, if given) on tasks that record their
+/// concurrency; asserts every task ran and adds the peaks to `check`. Returns the time taken
+/// and the last job's latency.
+fn run_checked(
+    strategy: &Strategy,
+    w: &Workload,
+    work: Option<Work>,
+    check: &mut Check,
+) -> (Duration, Option<Duration>) {
+    let (jobs, probes, run) = w.tracked_specs(work);
+    let start = Instant::now();
     let report = strategy.run(&jobs);
+    let elapsed = start.elapsed();
     assert!(
         probes.iter().all(|p| p.all_ran()),
         "{:?} lost tasks",
@@ -171,6 +174,7 @@ fn check_empty_workload(strategy: &Strategy, w: &Workload, check: &mut Check) {
     );
     let peaks: Vec<usize> = probes.iter().map(|p| p.peak.load(Relaxed)).collect();
     check.add(&peaks, run.peak.load(Relaxed), report);
+    (elapsed, probes.last().and_then(|p| p.latency()))
 }
 
 use std::sync::atomic::Ordering::Relaxed;

@@ -229,38 +229,42 @@ fn print(what: &str, per: &str, count: usize, d: &Delta) {
     }
 }
 
+/// Tasks in each of the one-job measurements.
+const TASKS: usize = 100_000;
+
+/// Counts what `submit` allocates for one job of `TASKS` tasks, with the pool held busy so
+/// that nothing runs meanwhile, prints it per task, then lets the job run.
+fn measure_one_job<T: Send + 'static>(
+    pool: &Pool,
+    title: &str,
+    submit: impl FnOnce(&Pool) -> jobpool::JobHandle<T>,
+) {
+    let blocker = block(pool);
+    let before = snapshot();
+    let job = counted(|| submit(pool));
+    let after = snapshot();
+    print(title, "task", TASKS, &delta(&before, &after));
+    drop(blocker);
+    job.wait().unwrap();
+}
+
 fn main() {
-    const TASKS: usize = 100_000;
     const JOBS: usize = 10_000;
     let pool = Pool::new(2);
 
     // One job of 100 000 zero-sized closures returning ().
-    let blocker = block(&pool);
-    let before = snapshot();
-    let job = counted(|| pool.submit((0..TASKS).map(|_| || ()), 2));
-    let after = snapshot();
-    print(
+    measure_one_job(
+        &pool,
         &format!("one job of {TASKS} zero-sized tasks returning ()"),
-        "task",
-        TASKS,
-        &delta(&before, &after),
+        |pool| pool.submit((0..TASKS).map(|_| || ()), 2),
     );
-    drop(blocker);
-    job.wait().unwrap();
 
     // One job of 100 000 closures that capture 8 bytes and return a u64.
-    let blocker = block(&pool);
-    let before = snapshot();
-    let job = counted(|| pool.submit((0..TASKS as u64).map(|i| move || i * 2), 2));
-    let after = snapshot();
-    print(
+    measure_one_job(
+        &pool,
         &format!("one job of {TASKS} tasks capturing a u64 and returning a u64"),
-        "task",
-        TASKS,
-        &delta(&before, &after),
+        |pool| pool.submit((0..TASKS as u64).map(|i| move || i * 2), 2),
     );
-    drop(blocker);
-    job.wait().unwrap();
 
     // 10 000 jobs of one zero-sized task each.
     let blocker = block(&pool);
