@@ -28,7 +28,6 @@
 //!   by the drainer when it takes the lock back and sees `stopping`.
 
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +38,7 @@ use super::graph::{ModuleBody, Plan, PlannedModule};
 use super::options::{Event, FailureMode, Observer, RunOptions};
 use super::report::{Failure, ModuleReport, ModuleState, RunReport, SkipReason};
 use super::tasks::{ConcurrencyProbe, JobOutcome};
-use crate::unwind::panic_message;
+use crate::unwind::{call_quietly, catch};
 use crate::{Canceller, Pool};
 
 /// One run of a plan, shared by the thread that called `run` and the pool's callbacks.
@@ -214,7 +213,7 @@ impl Run {
                 state,
             };
             // A panicking observer must not stop the run; the panic hook printed it already.
-            let _ = catch_unwind(AssertUnwindSafe(|| observer(&event)));
+            call_quietly(|| observer(&event));
         }
     }
 
@@ -311,7 +310,7 @@ impl Run {
         if let Some(condition) = condition {
             drop(st);
             let context = Context::new(inputs.clone(), 0);
-            let asked = catch_unwind(AssertUnwindSafe(|| condition(&context)));
+            let asked = catch(|| condition(&context));
             drop(context);
             st = self.state.lock();
             let state = match asked {
@@ -320,8 +319,8 @@ impl Run {
                     st.modules[module].output = Some(Input::Skipped);
                     Some(ModuleState::Skipped(SkipReason::Condition))
                 }
-                Err(payload) => Some(ModuleState::Failed(vec![Failure::ConditionPanicked {
-                    message: panic_message(&*payload),
+                Err(message) => Some(ModuleState::Failed(vec![Failure::ConditionPanicked {
+                    message,
                 }])),
             };
             if let Some(state) = state {

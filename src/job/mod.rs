@@ -8,8 +8,6 @@ mod state;
 
 pub use handle::{Canceller, Completions, JobHandle, Progress, TimedOut};
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use crossbeam::utils::CachePadded;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -18,7 +16,7 @@ use std::time::Duration;
 use crate::error::JobError;
 use crate::scheduler::{Registry, Schedulable};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Instant, Mutex, MutexGuard};
-use crate::unwind::{drop_each_quietly, panic_message};
+use crate::unwind::{call_quietly, catch, drop_each_quietly};
 use state::{ChunkOutcomes, Failure, FinishCallback, JobState};
 
 /// A chunk of tasks claimed at once should take about this long to run. Chunks start at one
@@ -178,11 +176,9 @@ where
                     handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
                     break;
                 }
-                match catch_unwind(AssertUnwindSafe(task)) {
+                match catch(task) {
                     Ok(value) => outcomes.push(value),
-                    Err(payload) => {
-                        outcomes.push_failure(Failure::Panicked(panic_message(&*payload)))
-                    }
+                    Err(message) => outcomes.push_failure(Failure::Panicked(message)),
                 }
             }
             drop(tasks);
@@ -286,9 +282,9 @@ where
             // callback on a worker may still submit during shutdown: that worker takes the job.)
             self.registry.job_finished();
             if let Some((callback, results)) = callback {
-                // A panicking callback must not take the worker down; its message was printed
-                // by the panic hook already.
-                let _ = catch_unwind(AssertUnwindSafe(|| callback(results)));
+                // A panicking callback must not take the worker down (nor its payload, when
+                // dropped); its message was printed by the panic hook already.
+                call_quietly(|| callback(results));
             }
         }
     }
@@ -524,7 +520,7 @@ where
             // Finished before the callback came: it runs here and now.
             let results = st.take_results();
             drop(st);
-            let _ = catch_unwind(AssertUnwindSafe(|| callback(results)));
+            call_quietly(|| callback(results));
         } else {
             st.on_finish = Some(callback);
         }

@@ -1,11 +1,11 @@
 //! The worker threads: what each runs, and how a thread knows it is one of them.
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::Registry;
 use crate::sync::thread_local;
+use crate::unwind::call_quietly;
 
 thread_local! {
     // loom's `thread_local!` takes no `const` initializer.
@@ -28,6 +28,6 @@ pub(crate) fn worker_main(registry: Arc<Registry>) {
         // Tasks, callbacks and the drop of cancelled tasks are caught where they run; what can
         // still unwind here is the drop of a detached job's results, when this worker holds the
         // job's last reference. It must not end the worker.
-        let _ = catch_unwind(AssertUnwindSafe(|| job.run_popped()));
+        call_quietly(|| job.run_popped());
     }
 }
