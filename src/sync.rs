@@ -75,22 +75,35 @@ mod imp {
     pub(crate) use loom::thread;
 
     /// loom explores every interleaving of a deterministic model, so the scheduler's clock
-    /// must not depend on real time: under loom, no time ever passes. Chunks then always
-    /// grow, and a worker yields for fairness only in pools built with a zero time slice.
+    /// must not depend on real time. Under loom each thread has a logical clock of its own that
+    /// every reading moves on by 1 µs: time passes as a thread works, the same way in every
+    /// replay of a schedule. Chunks then grow (a chunk lasts a microsecond or two, under the
+    /// chunk target), a job that has run has more service than one that has not, and a time
+    /// slice of a few microseconds ends after a few chunks, so a model can make a worker yield
+    /// exactly where it wants by its choice of slice.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-    pub(crate) struct Instant;
+    pub(crate) struct Instant(std::time::Duration);
+
+    loom::thread_local! {
+        static CLOCK: std::cell::Cell<std::time::Duration> =
+            std::cell::Cell::new(std::time::Duration::ZERO);
+    }
 
     impl Instant {
         pub(crate) fn now() -> Instant {
-            Instant
+            CLOCK.with(|clock| {
+                let now = clock.get() + std::time::Duration::from_micros(1);
+                clock.set(now);
+                Instant(now)
+            })
         }
 
-        pub(crate) fn saturating_duration_since(&self, _: Instant) -> std::time::Duration {
-            std::time::Duration::ZERO
+        pub(crate) fn saturating_duration_since(&self, earlier: Instant) -> std::time::Duration {
+            self.0.saturating_sub(earlier.0)
         }
 
-        pub(crate) fn checked_add(&self, _: std::time::Duration) -> Option<Instant> {
-            Some(Instant)
+        pub(crate) fn checked_add(&self, d: std::time::Duration) -> Option<Instant> {
+            self.0.checked_add(d).map(Instant)
         }
     }
 

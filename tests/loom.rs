@@ -218,3 +218,82 @@ fn lowering_the_cap_hands_claimed_tasks_back() {
         assert_eq!(runs.load(SeqCst), 4);
     });
 }
+
+/// A one-shot signal between a model's threads, built on loom's lock and condition variable.
+#[derive(Default)]
+struct Signal {
+    set: loom::sync::Mutex<bool>,
+    changed: loom::sync::Condvar,
+}
+
+impl Signal {
+    fn new() -> Arc<Signal> {
+        Arc::new(Signal::default())
+    }
+
+    fn set(&self) {
+        *self.set.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut set = self.set.lock().unwrap();
+        while !*set {
+            set = self.changed.wait(set).unwrap();
+        }
+    }
+}
+
+/// A task that counts its run, says it started, and returns only once `may_end` is set.
+fn pausing_task(
+    runs: &Arc<AtomicUsize>,
+    started: &Arc<Signal>,
+    may_end: &Arc<Signal>,
+) -> Box<dyn FnOnce() + Send> {
+    let (runs, started, may_end) = (runs.clone(), started.clone(), may_end.clone());
+    Box::new(move || {
+        runs.fetch_add(1, SeqCst);
+        started.set();
+        may_end.wait();
+    })
+}
+
+/// The hole rule 1 once had (the scheduler's README, "Why rule 1 once had a hole"): the job's
+/// last queue entry is popped while every task is claimed, and dropped as dead; the cap is
+/// then lowered, so the worker in the job hands its unstarted task back and, its time slice
+/// over and a fresh job waiting, returns its token. The job has a pending task and a free
+/// token again, so it must be queued again: otherwise `wait` never returns.
+///
+/// Job J (cap 1) has tasks a, b, c. While a runs, J's cap goes up to 2, which queues J; the
+/// worker then claims b and c in one chunk (its chunks grow, and it yields only after its
+/// 2 µs slice: under loom each clock reading is 1 µs later). While b runs, the other worker
+/// may pop J's entry, the cap goes back to 1 and a fresh job is submitted; c is handed back.
+#[test]
+fn lowering_the_cap_after_a_dead_entry_was_dropped_requeues_the_job() {
+    model(2, || {
+        let pool = Pool::builder()
+            .threads(2)
+            .time_slice(Duration::from_micros(2))
+            .build()
+            .unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (a_runs, a_may_end) = (Signal::new(), Signal::new());
+        let (b_runs, b_may_end) = (Signal::new(), Signal::new());
+        let tasks: Vec<Box<dyn FnOnce() + Send>> = vec![
+            pausing_task(&runs, &a_runs, &a_may_end),
+            pausing_task(&runs, &b_runs, &b_may_end),
+            Box::new(counting_tasks(1, &runs).pop().unwrap()),
+        ];
+        let job = pool.submit(tasks, 1);
+        a_runs.wait();
+        job.set_limit(2).unwrap();
+        a_may_end.set();
+        b_runs.wait();
+        job.set_limit(1).unwrap();
+        let fresh = pool.submit(vec![|| ()], 1);
+        b_may_end.set();
+        job.wait().unwrap();
+        fresh.wait().unwrap();
+        assert_eq!(runs.load(SeqCst), 3);
+    });
+}

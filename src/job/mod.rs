@@ -71,7 +71,7 @@ enum Mode {
 }
 
 /// What a worker checks before it starts each task of a claimed chunk. Read before every
-/// task, so it sits on a cache line of its own, away from `service`, `claimed` and the lock,
+/// task, so it sits on a cache line of its own, away from `service`, `finished` and the lock,
 /// which change as tokens are taken.
 #[derive(Default)]
 struct TaskGate {
@@ -97,13 +97,12 @@ pub(crate) struct JobCore<F, T> {
     /// service*, its key in the run queue. Added to after every chunk; read `Relaxed` by the
     /// run queue and the fairness check, where a stale value only delays a refresh.
     service: AtomicU64,
-    /// Tasks claimed (or cancelled) so far: once it reaches `total`, the job's run-queue entry
-    /// is dead. Written under the job's lock, read `Relaxed` by the run queue.
-    claimed: AtomicU64,
+    /// Set once every task has an outcome: the job can never be runnable again, so its
+    /// run-queue entry is dead and may be dropped without a look at its state (README.md,
+    /// rule 2). Written under the job's lock, read `Relaxed` by the run queue.
+    finished: AtomicBool,
     /// Checked before each task starts.
     gate: CachePadded<TaskGate>,
-    /// The number of tasks, fixed at submission.
-    total: u64,
 }
 
 /// What follows a change of a job's state, found under its lock and carried out after.
@@ -124,13 +123,12 @@ where
 {
     pub(crate) fn new(registry: Arc<Registry>, state: JobState<F, T>) -> Self {
         JobCore {
-            total: state.total() as u64,
             registry,
             state: Mutex::new(state),
             progress: Condvar::new(),
             token_freed: Condvar::new(),
             service: AtomicU64::new(0),
-            claimed: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
             gate: CachePadded::new(TaskGate::default()),
         }
     }
@@ -156,7 +154,6 @@ where
             // job's other tokens always find tasks to run.
             let share = st.pending_len().div_ceil(parallelism);
             let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
-            self.claimed.store(st.claimed() as u64, Relaxed);
             let cap_lowered = self.gate.cap_lowered.load(Relaxed);
             let push = self.queue_if_runnable(&mut st);
             drop(st);
@@ -200,10 +197,9 @@ where
             st.record(first, &mut outcomes);
             if let Some(unstarted) = handed_back {
                 st.hand_back(first + started, unstarted);
-                self.claimed.store(st.claimed() as u64, Relaxed);
             }
             let dropped = if self.registry.cancelling() {
-                self.cancel_pending(&mut st)
+                st.cancel_pending()
             } else {
                 Default::default()
             };
@@ -231,13 +227,6 @@ where
         }
     }
 
-    /// Cancels the pending tasks; returns them, to be dropped once the lock is released.
-    fn cancel_pending(&self, st: &mut JobState<F, T>) -> std::collections::VecDeque<F> {
-        let dropped = st.cancel_pending();
-        self.claimed.store(st.claimed() as u64, Relaxed);
-        dropped
-    }
-
     /// Rule 1: whoever sees the job runnable and not queued marks it queued and pushes it.
     #[inline]
     fn queue_if_runnable(&self, st: &mut JobState<F, T>) -> bool {
@@ -260,6 +249,7 @@ where
         }
         let finished = if st.is_finished() && !st.finish_reported {
             st.finish_reported = true;
+            self.finished.store(true, Relaxed);
             Some(
                 st.on_finish
                     .take()
@@ -373,7 +363,7 @@ where
         let mut st = self.state.lock();
         st.queued = false;
         if self.registry.cancelling() {
-            let dropped = self.cancel_pending(&mut st);
+            let dropped = st.cancel_pending();
             let settled = self.settle(&mut st);
             drop(st);
             drop_each_quietly(dropped);
@@ -381,8 +371,9 @@ where
             return;
         }
         if !st.is_runnable() {
-            // A stale entry: a helper took the last free token or task since it was pushed.
-            // Whoever frees a token later re-queues the job (rule 2).
+            // A stale entry: a helper took the last free token, or every task is claimed.
+            // With `queued` cleared, whoever makes the job runnable again (a token returned,
+            // tasks handed back, the cap raised) re-queues it (rules 1 and 2).
             return;
         }
         st.take_token();
@@ -395,8 +386,8 @@ where
     }
 
     #[inline]
-    fn is_exhausted(&self) -> bool {
-        self.claimed.load(Relaxed) >= self.total
+    fn is_finished(&self) -> bool {
+        self.finished.load(Relaxed)
     }
 }
 
@@ -427,8 +418,7 @@ where
 {
     fn cancel(self: Arc<Self>) {
         self.gate.cancelled.store(true, Relaxed);
-        let this = self.clone();
-        let dropped = self.change(|st| this.cancel_pending(st));
+        let dropped = self.change(|st| st.cancel_pending());
         drop_each_quietly(dropped);
     }
 

@@ -137,12 +137,6 @@ impl<F, T> JobState<F, T> {
         self.pending.len() + self.returned_len
     }
 
-    /// Tasks claimed so far and not handed back (cancelled ones included).
-    #[inline]
-    pub(crate) fn claimed(&self) -> usize {
-        self.next_index - self.returned_len
-    }
-
     /// Every task has an outcome.
     pub(crate) fn is_finished(&self) -> bool {
         self.done + self.panicked + self.cancelled == self.total()

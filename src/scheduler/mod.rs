@@ -27,9 +27,11 @@ pub(crate) trait Schedulable: Send + Sync + 'static {
     /// The job's attained service, its key in the run queue: nanoseconds its tasks have run.
     fn attained(&self) -> u64;
 
-    /// Whether every task of the job has been claimed (or cancelled): its run-queue entry is
-    /// dead and can be dropped without a look at the job.
-    fn is_exhausted(&self) -> bool;
+    /// Whether every task of the job has an outcome. Such a job can never be runnable again,
+    /// so its run-queue entry is dead and can be dropped without a look at the job (README.md,
+    /// rule 2). A job whose tasks are merely all claimed is not dead: a claimed task may be
+    /// handed back unstarted.
+    fn is_finished(&self) -> bool;
 }
 
 /// How many times an idle worker looks at the run queue, yielding its core in between, before

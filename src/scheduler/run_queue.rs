@@ -82,7 +82,7 @@ impl RunQueue {
     }
 
     /// Removes and returns the least served job, refreshing stale keys on the way. The entries
-    /// of jobs that have no task left to claim are moved to `dead`, for the caller to drop once
+    /// of finished jobs are moved to `dead`, for the caller to drop once
     /// it has released its lock (dropping the last reference to a job drops its results).
     pub(crate) fn pop(
         &mut self,
@@ -90,7 +90,7 @@ impl RunQueue {
     ) -> Option<Arc<dyn Schedulable>> {
         while let Some(job) = self.fresh.pop_front() {
             match job.attained() {
-                _ if job.is_exhausted() => dead.push(job),
+                _ if job.is_finished() => dead.push(job),
                 0 => return Some(job),
                 // Served since it was queued (a waiting worker helped it): no longer fresh.
                 attained => self.push(job, attained),
@@ -98,7 +98,7 @@ impl RunQueue {
         }
         let mut refreshed = 0;
         while let Some(mut top) = self.heap.pop() {
-            if top.job.is_exhausted() {
+            if top.job.is_finished() {
                 dead.push(top.job);
                 continue;
             }
@@ -157,8 +157,8 @@ mod tests {
         fn attained(&self) -> u64 {
             self.attained.load(Relaxed)
         }
-        fn is_exhausted(&self) -> bool {
-            self.name == "exhausted"
+        fn is_finished(&self) -> bool {
+            self.name == "finished"
         }
     }
 
@@ -206,8 +206,8 @@ mod tests {
     }
 
     #[test]
-    fn exhausted_jobs_are_dropped() {
-        let (a, b) = (fake("exhausted", 0), fake("b", 7));
+    fn finished_jobs_are_dropped() {
+        let (a, b) = (fake("finished", 0), fake("b", 7));
         let mut q = RunQueue::default();
         q.push(a, 0);
         q.push(b.clone(), 7);
