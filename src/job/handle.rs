@@ -44,6 +44,13 @@ impl<T: Send + 'static> JobHandle<T> {
     /// If any task panicked or was cancelled, a [`JobError`] that says which, and holds the
     /// results of every task that did run.
     ///
+    /// # Panics
+    ///
+    /// If called from one of this job's own tasks, or from a task of a job that one of this
+    /// job's tasks is waiting for on the same thread: the job could not finish while the call
+    /// waits, so it would never return. The panic is the calling task's, and is reported on its
+    /// own job's handle. (A cycle of waits through tasks on different threads is not detected.)
+    ///
     /// # Examples
     ///
     /// ```
@@ -64,7 +71,14 @@ impl<T: Send + 'static> JobHandle<T> {
     /// After `true`, [`wait`](Self::wait) returns at once.
     ///
     /// On one of the pool's own workers it runs the job's tasks while it waits, as `wait` does,
-    /// so it may return later than `timeout` by up to the length of one task.
+    /// so it may return later than `timeout` by up to about the length of one task. It runs at
+    /// least one of them whatever the timeout, so a task that polls a sub-job with
+    /// `wait_timeout(Duration::ZERO)` in a loop gets it done, even on a pool of one thread.
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Self::wait) does, when called from a task that the job could not finish
+    /// without.
     ///
     /// # Examples
     ///
@@ -197,6 +211,10 @@ impl<T: Send + 'static> JobHandle<T> {
 
     /// Turns the handle into an iterator over results in the order tasks finish, each with
     /// its task's index. Tasks that finished before this call come first, in index order.
+    ///
+    /// Taking the next result (by [`Iterator::next`] or [`Completions::next_timeout`]) panics,
+    /// as [`wait`](Self::wait) does, when called from a task that the job could not finish
+    /// without.
     ///
     /// # Examples
     ///
@@ -333,7 +351,8 @@ impl<T: Send + 'static> Completions<T> {
     }
 
     /// The next result, waiting at most `timeout` for it: `Ok(None)` when every task has been
-    /// reported.
+    /// reported. On one of the pool's own workers it runs at least one of the job's tasks
+    /// whatever the timeout, as [`JobHandle::wait_timeout`] does.
     ///
     /// # Errors
     ///

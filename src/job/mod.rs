@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::JobError;
-use crate::scheduler::{Registry, Schedulable};
+use crate::scheduler::{worker, Registry, Schedulable};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Instant, Mutex, MutexGuard};
 use crate::unwind::{call_quietly, catch, drop_each_quietly};
 use state::{ChunkOutcomes, Failure, FinishCallback, JobState};
@@ -142,6 +142,9 @@ where
     /// task, its cap was lowered below the tokens in use, or `mode` says to stop (see
     /// [`Mode`]). Returns the token before it returns.
     fn run_with_token<'a>(self: &'a Arc<Self>, mut st: MutexGuard<'a, JobState<F, T>>, mode: Mode) {
+        // While this thread runs the job's tasks, a wait on the job from one of them could
+        // never end (`wait_for`).
+        let _running_here = worker::RunningJob::enter(self.id());
         let parallelism = self.registry.threads().min(st.limit).max(1);
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
@@ -227,6 +230,11 @@ where
         }
     }
 
+    /// This job's identity, to tell it apart from other jobs on a thread's stack of jobs.
+    fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as *const () as usize
+    }
+
     /// Rule 1: whoever sees the job runnable and not queued marks it queued and pushes it.
     #[inline]
     fn queue_if_runnable(&self, st: &mut JobState<F, T>) -> bool {
@@ -310,15 +318,23 @@ where
         mut ready: impl FnMut(&mut JobState<F, T>) -> Option<R>,
     ) -> Option<R> {
         let helping = self.registry.is_current_worker();
+        if helping && worker::RunningJob::is_running_here(self.id()) {
+            panic!(
+                "a task waited on its own job, or on a job one of whose tasks is waiting for \
+                 this one: the job cannot finish while the task waits, so the wait would never end"
+            );
+        }
         let mut st = self.state.lock();
+        // A worker runs at least one chunk of the job before it looks at the clock, so a wait
+        // of any length (zero included) makes progress: a task that polls a sub-job with
+        // `wait_timeout(Duration::ZERO)` in a loop gets it done, even on a pool of one thread.
+        let mut helped = false;
         loop {
             if let Some(found) = ready(&mut st) {
                 return Some(found);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
-            }
-            if helping && st.is_runnable() {
+            let expired = deadline.is_some_and(|d| Instant::now() >= d);
+            if helping && st.is_runnable() && !(expired && helped) {
                 st.take_token();
                 let one_chunk = matches!(awaited, Awaited::Result);
                 self.run_with_token(
@@ -328,8 +344,12 @@ where
                         one_chunk,
                     },
                 );
+                helped = true;
                 st = self.state.lock();
                 continue;
+            }
+            if expired {
+                return None;
             }
             let condvar = match (helping, awaited) {
                 (true, Awaited::Finish) => &self.token_freed,

@@ -1,6 +1,6 @@
 //! The worker threads: what each runs, and how a thread knows it is one of them.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use super::Registry;
@@ -12,6 +12,11 @@ thread_local! {
     #[allow(clippy::missing_const_for_thread_local)]
     /// The id of the registry whose worker this thread is, or 0.
     static CURRENT_REGISTRY: Cell<usize> = Cell::new(0);
+
+    #[allow(clippy::missing_const_for_thread_local)]
+    /// The jobs whose tasks this thread is running, outermost first: more than one when a task
+    /// waits on another job and the worker runs that job's tasks meanwhile.
+    static RUNNING_JOBS: RefCell<Vec<usize>> = RefCell::new(Vec::new());
 }
 
 /// The id of the registry the current thread works for, or 0 for any other thread.
@@ -29,5 +34,31 @@ pub(crate) fn worker_main(registry: Arc<Registry>) {
         // still unwind here is the drop of a detached job's results, when this worker holds the
         // job's last reference. It must not end the worker.
         call_quietly(|| job.run_popped());
+    }
+}
+
+/// Marks a job as having a task running on this thread, until dropped.
+///
+/// A job on this list cannot finish before the current thread returns to it, so a wait on it
+/// from this thread could never end: `wait` panics instead of hanging (see `JobCore::wait_for`).
+/// Only entered and left once per run of a job's tasks, not per task.
+pub(crate) struct RunningJob(());
+
+impl RunningJob {
+    /// Puts the job with identity `job` on this thread's list.
+    pub(crate) fn enter(job: usize) -> RunningJob {
+        RUNNING_JOBS.with(|jobs| jobs.borrow_mut().push(job));
+        RunningJob(())
+    }
+
+    /// Whether a task of the job with identity `job` is running on this thread.
+    pub(crate) fn is_running_here(job: usize) -> bool {
+        RUNNING_JOBS.with(|jobs| jobs.borrow().contains(&job))
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        RUNNING_JOBS.with(|jobs| jobs.borrow_mut().pop());
     }
 }
