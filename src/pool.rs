@@ -198,20 +198,18 @@ impl Pool {
     /// # Examples
     ///
     /// ```
-    /// use std::sync::mpsc;
     /// use jobpool::Pool;
     ///
     /// let pool = Pool::new(1);
-    /// let (started_tx, started) = mpsc::channel();
-    /// let (go, go_rx) = mpsc::channel::<()>();
-    /// let first = move || { started_tx.send(()).unwrap(); go_rx.recv().unwrap(); };
+    /// let stopper = pool.clone();
+    /// // The first task stops the pool (from a task, the call returns at once): it finishes,
+    /// // and the second task, pending, never starts.
+    /// let first = move || stopper.shutdown_now();
     /// let tasks: Vec<Box<dyn FnOnce() + Send>> = vec![Box::new(first), Box::new(|| ())];
     /// let job = pool.submit(tasks, 1);
-    /// started.recv().unwrap();
-    /// go.send(()).unwrap(); // the running task may finish; the pending one never starts
-    /// pool.shutdown_now();
     /// let err = job.wait().unwrap_err();
     /// assert_eq!(err.cancelled().collect::<Vec<_>>(), vec![1]);
+    /// pool.shutdown_now(); // joins the worker
     /// ```
     pub fn shutdown_now(&self) {
         self.inner.shutdown(true);
