@@ -297,3 +297,44 @@ fn lowering_the_cap_after_a_dead_entry_was_dropped_requeues_the_job() {
         assert_eq!(runs.load(SeqCst), 3);
     });
 }
+
+/// A worker that returns its token with nothing pending while the other worker holds a chunk
+/// asks for the chunk's unstarted tasks back (rule 3): they are handed back and run by one of
+/// the two, each exactly once, the results still in order. With five tasks and cap 2 the
+/// second worker's chunks grow past one task while the first runs out of work.
+#[test]
+fn an_idle_worker_asks_for_claimed_tasks_back() {
+    model(2, || {
+        let pool = Pool::new(2);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..5).map(|i| {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, SeqCst);
+                i
+            }
+        });
+        assert_eq!(pool.submit(tasks, 2).wait().unwrap(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(runs.load(SeqCst), 5);
+    });
+}
+
+/// A job submitted while both workers are inside chunks of another job asks them to look up
+/// (the pool's yield requests, rule 3); with a zero time slice they yield to it. Every task of
+/// both jobs runs exactly once.
+#[test]
+fn a_job_queued_while_every_worker_is_busy_asks_them_to_yield() {
+    model(2, || {
+        let pool = Pool::builder()
+            .threads(2)
+            .time_slice(Duration::ZERO)
+            .build()
+            .unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let big = pool.submit(counting_tasks(4, &runs), 2);
+        let small = pool.submit(counting_tasks(1, &runs), 1);
+        small.wait().unwrap();
+        big.wait().unwrap();
+        assert_eq!(runs.load(SeqCst), 5);
+    });
+}

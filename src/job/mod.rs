@@ -9,6 +9,7 @@ mod state;
 pub use handle::{Canceller, Completions, JobHandle, Progress, TimedOut};
 
 use crossbeam::utils::CachePadded;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,10 +78,17 @@ enum Mode {
 struct TaskGate {
     /// Set by `cancel`: claimed tasks that have not started are cancelled.
     cancelled: AtomicBool,
-    /// Bumped (under the job's lock) whenever the cap is lowered: a worker that sees it change
-    /// starts no more tasks of its chunk, hands them back, and returns its token if more
-    /// tokens are taken than the new cap allows (rule 3).
-    cap_lowered: AtomicU64,
+    /// Bumped (under the job's lock) whenever someone needs the tasks that workers have
+    /// claimed and not started: the cap was lowered, a token came back with no task pending
+    /// while others are taken, a worker waiting on the job wants a task to run. A worker that
+    /// sees it change starts no more tasks of its chunk and hands them back, which bounds how
+    /// long a claimed task waits for its claimer to about one task, whatever the task lengths
+    /// (rule 3).
+    hand_back: AtomicU64,
+    /// Set once the job's results are taken through `Completions`, which promises each result
+    /// as its task returns: a worker then ends its chunk after each task, so that the result is
+    /// recorded (and a waiting consumer woken) before the worker starts another task.
+    results_wanted: AtomicBool,
 }
 
 /// A job's shared core. `F` is the task type and `T` its result.
@@ -145,11 +153,12 @@ where
         // While this thread runs the job's tasks, a wait on the job from one of them could
         // never end (`wait_for`).
         let _running_here = worker::RunningJob::enter(self.id());
-        let parallelism = self.registry.threads().min(st.limit).max(1);
+        let mut parallelism = self.registry.threads().min(st.limit).max(1);
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
         let mut chunk_len = 1;
-        // One clock read per chunk: the end of one chunk is the start of the next.
+        // One clock read per chunk (the end of one chunk is the start of the next), and one
+        // per task only for a worker waiting with a deadline.
         let slice_start = Instant::now();
         let mut chunk_start = slice_start;
         loop {
@@ -157,28 +166,47 @@ where
             // job's other tokens always find tasks to run.
             let share = st.pending_len().div_ceil(parallelism);
             let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
-            let cap_lowered = self.gate.cap_lowered.load(Relaxed);
+            let hand_back = self.gate.hand_back.load(Relaxed);
             let push = self.queue_if_runnable(&mut st);
             drop(st);
             if push {
                 self.registry.push(self.clone(), self.service.load(Relaxed));
             }
+            // Read after this worker's own push, which may have bumped it.
+            let yield_requests = self.registry.yield_requests();
 
             let mut tasks = chunk.drain(..);
-            let mut handed_back = None;
+            let mut handed_back: Option<VecDeque<F>> = None;
             while let Some(task) = tasks.next() {
                 if self.gate.cancelled.load(Relaxed) || self.registry.cancelling() {
                     outcomes.push_failure(Failure::Cancelled);
                     drop_each_quietly([task]);
                     continue;
                 }
-                if self.gate.cap_lowered.load(Relaxed) != cap_lowered {
+                let started_any = !outcomes.values.is_empty();
+                if self.gate.hand_back.load(Relaxed) != hand_back
+                    || (started_any
+                        && (self.gate.results_wanted.load(Relaxed)
+                            || self.registry.yield_requests() != yield_requests))
+                {
                     handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
                     break;
                 }
                 match catch(task) {
                     Ok(value) => outcomes.push(value),
                     Err(message) => outcomes.push_failure(Failure::Panicked(message)),
+                }
+                // A worker waiting with a deadline is the one claimer no one else can ask to
+                // hand back: it looks at the clock itself, after each task (rule 5).
+                if let Mode::Helping {
+                    until: Some(deadline),
+                    ..
+                } = mode
+                {
+                    if tasks.len() > 0 && Instant::now() >= deadline {
+                        handed_back = Some(tasks.by_ref().collect());
+                        break;
+                    }
                 }
             }
             drop(tasks);
@@ -189,17 +217,23 @@ where
                 .service
                 .fetch_add(nanos(ran_for), Relaxed)
                 .wrapping_add(nanos(ran_for));
+            let started = outcomes.values.len();
             if ran_for < CHUNK_TARGET {
                 chunk_len = (chunk_len * 2).min(MAX_CHUNK);
             } else if ran_for > 2 * CHUNK_TARGET {
-                chunk_len = (chunk_len / 2).max(1);
+                // As many tasks as fit in the target at the rate just measured: tasks that
+                // turned long go back to one a chunk at once, not by halvings.
+                let fit = (started as u128 * CHUNK_TARGET.as_nanos()) / ran_for.as_nanos().max(1);
+                chunk_len = (fit as usize).clamp(1, (chunk_len / 2).max(1));
             }
 
             st = self.state.lock();
-            let started = outcomes.values.len();
             st.record(first, &mut outcomes);
             if let Some(unstarted) = handed_back {
                 st.hand_back(first + started, unstarted);
+                // Someone asked for tasks: share what is pending with the tokens of the cap
+                // now in force, not the one this worker started with.
+                parallelism = self.registry.threads().min(st.limit).max(1);
             }
             let dropped = if self.registry.cancelling() {
                 st.cancel_pending()
@@ -217,6 +251,9 @@ where
             };
             if stop || st.pending_len() == 0 || st.running > st.limit {
                 st.running -= 1;
+                // If whatever is left is claimed by the other tokens, ask for the unstarted
+                // part back, so that this worker (or another) can run it meanwhile.
+                self.ask_if_a_token_is_idle(&st);
                 let settled = self.settle(&mut st);
                 drop(st);
                 drop_each_quietly(dropped);
@@ -227,6 +264,21 @@ where
             if st.result_waiters > 0 {
                 self.progress.notify_all();
             }
+        }
+    }
+
+    /// Asks the workers holding claimed tasks of this job to hand back the ones they have not
+    /// started (see [`TaskGate::hand_back`]). Called under the job's lock.
+    fn ask_for_claimed_tasks(&self) {
+        self.gate.hand_back.fetch_add(1, Relaxed);
+    }
+
+    /// Asks for claimed tasks back if a token is free while every task is claimed: the claimed
+    /// tasks that have not started would be better off with whoever can take that token (rule
+    /// 3). Called under the job's lock, wherever a token frees up or someone finds none to use.
+    fn ask_if_a_token_is_idle(&self, st: &JobState<F, T>) {
+        if st.pending_len() == 0 && st.running > 0 && st.running < st.limit {
+            self.ask_for_claimed_tasks();
         }
     }
 
@@ -351,6 +403,10 @@ where
             if expired {
                 return None;
             }
+            if helping {
+                // This worker could take a token and run the job's tasks.
+                self.ask_if_a_token_is_idle(&st);
+            }
             let condvar = match (helping, awaited) {
                 (true, Awaited::Finish) => &self.token_freed,
                 _ => &self.progress,
@@ -393,7 +449,9 @@ where
         if !st.is_runnable() {
             // A stale entry: a helper took the last free token, or every task is claimed.
             // With `queued` cleared, whoever makes the job runnable again (a token returned,
-            // tasks handed back, the cap raised) re-queues it (rules 1 and 2).
+            // tasks handed back, the cap raised) re-queues it (rules 1 and 2); if a token is
+            // free, the tasks its holders have not started are asked back (rule 3).
+            self.ask_if_a_token_is_idle(&st);
             return;
         }
         st.take_token();
@@ -483,7 +541,9 @@ where
     }
 
     fn start_log(&self) {
-        self.state.lock().start_log();
+        let mut st = self.state.lock();
+        st.start_log();
+        self.gate.results_wanted.store(true, Relaxed);
     }
 
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T> {
@@ -503,9 +563,11 @@ where
             if limit < st.limit {
                 // Under the lock, so a worker that reads it when it claims a chunk sees
                 // either the old cap and the old value, or the new cap and the new value.
-                self.gate.cap_lowered.fetch_add(1, Relaxed);
+                self.ask_for_claimed_tasks();
             }
             st.limit = limit;
+            // A raised cap with every task claimed: the new tokens need tasks to run.
+            self.ask_if_a_token_is_idle(st);
         });
     }
 

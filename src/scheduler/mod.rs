@@ -58,9 +58,20 @@ pub(crate) struct Registry {
     queued_min: AtomicU64,
     /// Jobs accepted and not yet finished (their completion callbacks included).
     live_jobs: AtomicUsize,
-    /// Set once by `shutdown(cancel = true)`: pending tasks are cancelled instead of run. Read
-    /// before every task, so it sits on its own cache line, away from `queued_min` and the lock.
-    cancel_all: CachePadded<AtomicBool>,
+    /// What a worker checks before every task, whatever the job: on a cache line of its own,
+    /// away from `queued_min` and the lock, written only when it changes.
+    gate: CachePadded<PoolGate>,
+}
+
+/// The pool-wide flags a worker checks before each task.
+#[derive(Default)]
+struct PoolGate {
+    /// Set once by `shutdown(cancel = true)`: pending tasks are cancelled instead of run.
+    cancel_all: AtomicBool,
+    /// Bumped when a job is queued while no worker is idle to take it: every worker in a chunk
+    /// then ends it after its current task and looks at the run queue's fairness rule, so a
+    /// waiting job is never held up by a chunk of tasks that turned long (README.md, rule 3).
+    yield_requests: AtomicU64,
 }
 
 /// What `Registry::shared` guards.
@@ -97,7 +108,7 @@ impl Registry {
             work_available: Condvar::new(),
             queued_min: AtomicU64::new(u64::MAX),
             live_jobs: AtomicUsize::new(0),
-            cancel_all: CachePadded::new(AtomicBool::new(false)),
+            gate: CachePadded::new(PoolGate::default()),
         }
     }
 
@@ -144,6 +155,10 @@ impl Registry {
     fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
         shared.queue.push(job, key);
         self.publish_min(shared);
+        if shared.sleepers == 0 && shared.spinners == 0 {
+            // Every worker is busy: ask them to look up from their chunks (rule 3).
+            self.gate.yield_requests.fetch_add(1, Relaxed);
+        }
         // Wake a sleeper only for work that no awake idle worker will take (README.md, rule 4).
         if shared.sleepers > shared.wakeups && shared.queue.len() > shared.spinners + shared.wakeups
         {
@@ -173,7 +188,14 @@ impl Registry {
     /// Whether `shutdown_now` asked to cancel every pending task.
     #[inline]
     pub(crate) fn cancelling(&self) -> bool {
-        self.cancel_all.load(Relaxed)
+        self.gate.cancel_all.load(Relaxed)
+    }
+
+    /// How many times a worker in a chunk was asked to look up from it; see
+    /// `PoolGate::yield_requests`.
+    #[inline]
+    pub(crate) fn yield_requests(&self) -> u64 {
+        self.gate.yield_requests.load(Relaxed)
     }
 
     /// Blocks until there is a job to run; `None` when the worker should exit.
@@ -225,7 +247,7 @@ impl Registry {
     pub(crate) fn shutdown(&self, cancel: bool) {
         let mut shared = self.shared.lock();
         if cancel {
-            self.cancel_all.store(true, Relaxed);
+            self.gate.cancel_all.store(true, Relaxed);
         }
         shared.shutdown = true;
         // Sleepers must look again: jobs in the queue get cancelled, or no job is live. If a
