@@ -3,6 +3,8 @@
 use std::error::Error;
 use std::fmt;
 
+use sync_wrapper::SyncWrapper;
+
 /// Why [`PoolBuilder::build`](crate::PoolBuilder::build) could not build a pool.
 ///
 /// # Examples
@@ -45,13 +47,13 @@ impl Error for BuildError {}
 ///
 /// let pool = Pool::new(1);
 /// let err = pool.try_submit(vec![|| 1], 0).unwrap_err();
-/// assert_eq!(err.kind(), SubmitErrorKind::ZeroLimit);
+/// assert_eq!(err.kind(), SubmitErrorKind::ZeroCap);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SubmitErrorKind {
     /// The job's cap was 0: it could never run a task.
-    ZeroLimit,
+    ZeroCap,
     /// The pool was shut down (by [`Pool::shutdown`](crate::Pool::shutdown) or
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now)) and takes no more jobs.
     ShutDown,
@@ -60,16 +62,34 @@ pub enum SubmitErrorKind {
 impl fmt::Display for SubmitErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SubmitErrorKind::ZeroLimit => "a job's cap must be at least 1 (0 was given)",
+            SubmitErrorKind::ZeroCap => "a job's cap must be at least 1 (0 was given)",
             SubmitErrorKind::ShutDown => "the pool is shut down and takes no more jobs",
         })
     }
 }
 
+impl Error for SubmitErrorKind {}
+
 /// A submission the pool refused, with the tasks handed back untouched.
 ///
 /// Returned by [`Pool::try_submit`](crate::Pool::try_submit); [`Pool::submit`](crate::Pool::submit)
 /// panics with the same message instead.
+///
+/// It is `Send + Sync + 'static` whatever the tasks are (they are reachable only by value, through
+/// [`into_tasks`](SubmitError::into_tasks)), so `?` turns it into a
+/// `Box<dyn Error + Send + Sync>` or an `anyhow::Error`:
+///
+/// ```
+/// use jobpool::Pool;
+///
+/// fn submit_boxed() -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+///     let pool = Pool::new(1);
+///     let tasks: Vec<Box<dyn FnOnce() -> u32 + Send>> = vec![Box::new(|| 7)];
+///     let job = pool.try_submit(tasks, 1)?;
+///     Ok(job.wait()?[0])
+/// }
+/// assert_eq!(submit_boxed().unwrap(), 7);
+/// ```
 ///
 /// # Examples
 ///
@@ -85,12 +105,15 @@ impl fmt::Display for SubmitErrorKind {
 /// ```
 pub struct SubmitError<F> {
     kind: SubmitErrorKind,
-    tasks: Vec<F>,
+    tasks: SyncWrapper<Vec<F>>,
 }
 
 impl<F> SubmitError<F> {
     pub(crate) fn new(kind: SubmitErrorKind, tasks: Vec<F>) -> Self {
-        SubmitError { kind, tasks }
+        SubmitError {
+            kind,
+            tasks: SyncWrapper::new(tasks),
+        }
     }
 
     /// What was wrong.
@@ -100,7 +123,7 @@ impl<F> SubmitError<F> {
 
     /// The tasks that were not submitted, in submission order.
     pub fn into_tasks(self) -> Vec<F> {
-        self.tasks
+        self.tasks.into_inner()
     }
 }
 
@@ -120,7 +143,7 @@ impl<F> fmt::Display for SubmitError<F> {
 
 impl<F> Error for SubmitError<F> {}
 
-/// [`JobHandle::set_limit`](crate::JobHandle::set_limit) was given 0.
+/// [`JobHandle::set_cap`](crate::JobHandle::set_cap) was given 0.
 ///
 /// # Examples
 ///
@@ -129,20 +152,51 @@ impl<F> Error for SubmitError<F> {}
 ///
 /// let pool = Pool::new(1);
 /// let job = pool.submit(vec![|| ()], 1);
-/// let err = job.set_limit(0).unwrap_err();
+/// let err = job.set_cap(0).unwrap_err();
 /// assert_eq!(err.to_string(), "a job's cap must be at least 1 (0 was given)");
 /// job.wait().unwrap();
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ZeroLimitError;
+pub struct ZeroCapError;
 
-impl fmt::Display for ZeroLimitError {
+impl fmt::Display for ZeroCapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&SubmitErrorKind::ZeroLimit, f)
+        fmt::Display::fmt(&SubmitErrorKind::ZeroCap, f)
     }
 }
 
-impl Error for ZeroLimitError {}
+impl Error for ZeroCapError {}
+
+/// A wait with a timeout ended before what it waited for: [`JobHandle::wait_timeout`] found the
+/// job unfinished, or [`Completions::next_timeout`] found no new result.
+///
+/// [`JobHandle::wait_timeout`]: crate::JobHandle::wait_timeout
+/// [`Completions::next_timeout`]: crate::Completions::next_timeout
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+/// use jobpool::{Pool, TimedOut};
+///
+/// let pool = Pool::new(1);
+/// let (go, go_rx) = mpsc::channel::<()>();
+/// let job = pool.submit(vec![move || go_rx.recv().unwrap()], 1);
+/// assert_eq!(job.wait_timeout(Duration::from_millis(1)), Err(TimedOut));
+/// go.send(()).unwrap();
+/// assert_eq!(job.wait_timeout(Duration::from_secs(60)), Ok(()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimedOut;
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the wait timed out")
+    }
+}
+
+impl Error for TimedOut {}
 
 /// Why one task produced no result.
 ///
@@ -182,8 +236,13 @@ impl Error for TaskError {}
 /// A job in which at least one task panicked or was cancelled.
 ///
 /// Every other task still ran; their results are reachable through
-/// [`results`](JobError::results) and [`into_results`](JobError::into_results), in
-/// submission order.
+/// [`into_results`](JobError::into_results) and [`results_mut`](JobError::results_mut), in
+/// submission order. Which tasks failed, and why, is readable through a shared reference
+/// ([`panics`](JobError::panics), [`cancelled`](JobError::cancelled)).
+///
+/// It is `Send + Sync + 'static` whatever the result type is (the results are reachable only
+/// by value or through `&mut`), so `?` turns it into a `Box<dyn Error + Send + Sync>` or an
+/// `anyhow::Error`, even for results that are not `Sync`.
 ///
 /// # Examples
 ///
@@ -199,54 +258,89 @@ impl Error for TaskError {}
 /// assert_eq!(done, vec![0, 1, 3]);
 /// ```
 pub struct JobError<T> {
-    results: Vec<Result<T, TaskError>>,
+    /// Every task's outcome, reachable only by value or `&mut`, so that the error is `Sync`.
+    results: SyncWrapper<Vec<Result<T, TaskError>>>,
+    /// The number of tasks.
+    total: usize,
+    /// `(index, message)` of every task that panicked, in index order.
+    panics: Vec<(usize, String)>,
+    /// The indices of the tasks cancelled before they started, in order.
+    cancelled: Vec<usize>,
 }
 
 impl<T> JobError<T> {
     pub(crate) fn new(results: Vec<Result<T, TaskError>>) -> Self {
-        JobError { results }
+        let mut panics = Vec::new();
+        let mut cancelled = Vec::new();
+        for (i, result) in results.iter().enumerate() {
+            match result {
+                Err(TaskError::Panicked(message)) => panics.push((i, message.clone())),
+                Err(TaskError::Cancelled) => cancelled.push(i),
+                Ok(_) => {}
+            }
+        }
+        JobError {
+            total: results.len(),
+            results: SyncWrapper::new(results),
+            panics,
+            cancelled,
+        }
     }
 
     /// The tasks that panicked, as `(task index, panic message)`, in submission order.
     pub fn panics(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
-        self.results
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| match r {
-                Err(TaskError::Panicked(msg)) => Some((i, msg.as_str())),
-                _ => None,
-            })
+        self.panics.iter().map(|(i, m)| (*i, m.as_str()))
     }
 
     /// The indices of the tasks that were cancelled before they started.
     pub fn cancelled(&self) -> impl Iterator<Item = usize> + '_ {
-        self.results
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| matches!(r, Err(TaskError::Cancelled)).then_some(i))
+        self.cancelled.iter().copied()
     }
 
     /// Whether any task was cancelled (the job was cancelled, or the pool shut down with
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now)).
     pub fn was_cancelled(&self) -> bool {
-        self.cancelled().next().is_some()
+        !self.cancelled.is_empty()
     }
 
-    /// Every task's outcome, in submission order.
-    pub fn results(&self) -> &[Result<T, TaskError>] {
-        &self.results
+    /// The number of tasks in the job.
+    pub fn tasks(&self) -> usize {
+        self.total
+    }
+
+    /// How many tasks returned a value.
+    pub fn succeeded(&self) -> usize {
+        self.total - self.panics.len() - self.cancelled.len()
+    }
+
+    /// Every task's outcome, in submission order, to read or take values out of in place.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Pool, TaskError};
+    ///
+    /// let pool = Pool::new(1);
+    /// let tasks: Vec<Box<dyn FnOnce() -> String + Send>> =
+    ///     vec![Box::new(|| "kept".to_owned()), Box::new(|| panic!("lost"))];
+    /// let mut err = pool.submit(tasks, 1).wait().unwrap_err();
+    /// let first = std::mem::replace(&mut err.results_mut()[0], Err(TaskError::Cancelled));
+    /// assert_eq!(first.unwrap(), "kept");
+    /// ```
+    pub fn results_mut(&mut self) -> &mut [Result<T, TaskError>] {
+        self.results.get_mut()
     }
 
     /// Every task's outcome, in submission order, by value.
     pub fn into_results(self) -> Vec<Result<T, TaskError>> {
-        self.results
+        self.results.into_inner()
     }
 }
 
 impl<T> fmt::Debug for JobError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobError")
-            .field("tasks", &self.results.len())
+            .field("tasks", &self.total)
             .field("panics", &self.panics().collect::<Vec<_>>())
             .field("cancelled", &self.cancelled().count())
             .finish()
@@ -256,9 +350,9 @@ impl<T> fmt::Debug for JobError<T> {
 impl<T> fmt::Display for JobError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 3;
-        let total = self.results.len();
-        let panics = self.panics().count();
-        let cancelled = self.cancelled().count();
+        let total = self.total;
+        let panics = self.panics.len();
+        let cancelled = self.cancelled.len();
         let mut sep = "";
         if panics > 0 {
             write!(f, "{panics} of {total} tasks panicked (")?;

@@ -46,6 +46,7 @@
 
 mod dag;
 mod error;
+mod human;
 mod job;
 mod pool;
 mod scheduler;
@@ -56,8 +57,10 @@ pub use dag::{
     Context, Dag, DagError, Event, Failure, FailureMode, ModuleRef, ModuleReport, ModuleState,
     OutputError, RunOptions, RunReport, SkipReason, TaskResult,
 };
-pub use error::{BuildError, JobError, SubmitError, SubmitErrorKind, TaskError, ZeroLimitError};
-pub use job::{Canceller, Completions, JobHandle, Progress, TimedOut};
+pub use error::{
+    BuildError, JobError, SubmitError, SubmitErrorKind, TaskError, TimedOut, ZeroCapError,
+};
+pub use job::{Canceller, Completions, JobHandle, Progress};
 pub use pool::{Pool, PoolBuilder};
 
 #[cfg(doctest)]

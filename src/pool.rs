@@ -99,14 +99,14 @@ impl Pool {
         self.inner.registry.is_current_worker()
     }
 
-    /// Submits a job: `tasks`, of which at most `limit` run at once. Returns its handle.
+    /// Submits a job: `tasks`, of which at most `cap` run at once. Returns its handle.
     ///
-    /// `limit` may exceed the number of threads; the pool then simply never runs more than
+    /// `cap` may exceed the number of threads; the pool then simply never runs more than
     /// its threads at once. Tasks may submit jobs to the same pool and wait for them.
     ///
     /// # Panics
     ///
-    /// If `limit` is 0, or the pool was shut down. [`try_submit`](Pool::try_submit) returns
+    /// If `cap` is 0, or the pool was shut down. [`try_submit`](Pool::try_submit) returns
     /// these as errors instead.
     ///
     /// # Examples
@@ -116,13 +116,13 @@ impl Pool {
     /// let job = pool.submit((0..4).map(|i| move || format!("task {i}")), 2);
     /// assert_eq!(job.wait().unwrap()[3], "task 3");
     /// ```
-    pub fn submit<I, F, T>(&self, tasks: I, limit: usize) -> JobHandle<T>
+    pub fn submit<I, F, T>(&self, tasks: I, cap: usize) -> JobHandle<T>
     where
         I: IntoIterator<Item = F>,
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.try_submit(tasks, limit) {
+        match self.try_submit(tasks, cap) {
             Ok(handle) => handle,
             Err(err) => panic!("Pool::submit: {err}"),
         }
@@ -135,7 +135,7 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`SubmitError`] with [`SubmitErrorKind::ZeroLimit`] if `limit` is 0, or
+    /// [`SubmitError`] with [`SubmitErrorKind::ZeroCap`] if `cap` is 0, or
     /// [`SubmitErrorKind::ShutDown`] if the pool was shut down.
     ///
     /// # Examples
@@ -144,24 +144,20 @@ impl Pool {
     /// use jobpool::{Pool, SubmitErrorKind};
     ///
     /// let pool = Pool::new(2);
-    /// assert_eq!(pool.try_submit(vec![|| 1], 0).unwrap_err().kind(), SubmitErrorKind::ZeroLimit);
+    /// assert_eq!(pool.try_submit(vec![|| 1], 0).unwrap_err().kind(), SubmitErrorKind::ZeroCap);
     /// assert_eq!(pool.try_submit(vec![|| 1], 1).unwrap().wait().unwrap(), vec![1]);
     /// ```
-    pub fn try_submit<I, F, T>(
-        &self,
-        tasks: I,
-        limit: usize,
-    ) -> Result<JobHandle<T>, SubmitError<F>>
+    pub fn try_submit<I, F, T>(&self, tasks: I, cap: usize) -> Result<JobHandle<T>, SubmitError<F>>
     where
         I: IntoIterator<Item = F>,
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         let tasks: VecDeque<F> = tasks.into_iter().collect();
-        if limit == 0 {
-            return Err(SubmitError::new(SubmitErrorKind::ZeroLimit, tasks.into()));
+        if cap == 0 {
+            return Err(SubmitError::new(SubmitErrorKind::ZeroCap, tasks.into()));
         }
-        match job::spawn(&self.inner.registry, tasks, limit) {
+        match job::spawn(&self.inner.registry, tasks, cap) {
             Ok(handle) => Ok(handle),
             Err((kind, tasks)) => Err(SubmitError::new(kind, tasks.into())),
         }

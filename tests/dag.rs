@@ -197,11 +197,7 @@ fn each_module_reaches_its_cap_and_never_exceeds_it() {
     assert!(report.is_success(), "{report}");
     for ((name, cap), peak) in caps.iter().zip(&peaks) {
         assert_eq!(peak.1.load(SeqCst), *cap, "{name}");
-        assert_eq!(
-            report.module(name).unwrap().peak_concurrency(),
-            *cap,
-            "{name}"
-        );
+        assert_eq!(report.module(name).unwrap().peak_running(), *cap, "{name}");
     }
     assert_eq!(gather.1.load(SeqCst), 2);
     assert!(overall.1.load(SeqCst) <= 6);
@@ -236,7 +232,7 @@ fn the_pool_bound_holds_across_modules() {
     assert!(overall.1.load(SeqCst) <= 3);
     for (peak, line) in peaks.iter().zip(report.modules()) {
         assert!(peak.1.load(SeqCst) <= 3);
-        assert!(line.peak_concurrency() <= 3);
+        assert!(line.peak_running() <= 3);
     }
 }
 
@@ -701,7 +697,7 @@ fn skipped_modules_let_their_dependents_run_and_see_it() {
     for skipped in ["gitlab", "bitbucket"] {
         let line = report.module(skipped).unwrap();
         assert_eq!(line.state(), &ModuleState::Skipped(SkipReason::Condition));
-        assert_eq!((line.start(), line.peak_concurrency()), (None, 0));
+        assert_eq!((line.start(), line.peak_running()), (None, 0));
     }
 }
 
@@ -887,15 +883,12 @@ fn the_report_has_every_module_state_time_size_and_peak() {
     let names: Vec<_> = report.modules().iter().map(|m| m.name()).collect();
     assert_eq!(names, ["wide", "narrow", "empty"]);
     let wide = report.module("wide").unwrap();
-    assert_eq!(
-        (wide.tasks(), wide.cap(), wide.peak_concurrency()),
-        (4, 2, 2)
-    );
+    assert_eq!((wide.tasks(), wide.cap(), wide.peak_running()), (4, 2, 2));
     let narrow = report.module("narrow").unwrap();
-    assert_eq!((narrow.tasks(), narrow.peak_concurrency()), (2, 1));
+    assert_eq!((narrow.tasks(), narrow.peak_running()), (2, 1));
     let empty = report.module("empty").unwrap();
     assert!(empty.state().is_done());
-    assert_eq!((empty.tasks(), empty.peak_concurrency()), (0, 0));
+    assert_eq!((empty.tasks(), empty.peak_running()), (0, 0));
     assert!(wide.end().unwrap() <= narrow.start().unwrap());
     assert!(narrow.end().unwrap() <= empty.start().unwrap());
     assert!(empty.end().unwrap() <= report.elapsed());

@@ -113,7 +113,7 @@ proptest! {
                 prop_assert_eq!(task.load(SeqCst), 1);
             }
             let line = report.module(&name(i)).unwrap();
-            prop_assert!(line.peak_concurrency() <= *cap.min(&threads));
+            prop_assert!(line.peak_running() <= *cap.min(&threads));
             prop_assert_eq!(line.tasks(), *tasks);
             for &d in deps {
                 let dep = report.module(&name(d)).unwrap();

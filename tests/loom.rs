@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobpool::{Pool, SubmitErrorKind, TaskError};
+use jobpool::{Pool, SubmitErrorKind};
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 /// `n` tasks that each add one to `runs`.
@@ -87,13 +87,13 @@ fn nested_wait_on_one_worker() {
 
 /// Raising the cap while the job runs re-queues it; every task still runs exactly once.
 #[test]
-fn set_limit_while_running() {
+fn set_cap_while_running() {
     model(3, || {
         let pool = Pool::new(2);
         let runs = Arc::new(AtomicUsize::new(0));
         let tasks = counting_tasks(3, &runs);
         let job = pool.submit(tasks, 1);
-        job.set_limit(2).unwrap();
+        job.set_cap(2).unwrap();
         job.wait().unwrap();
         assert_eq!(runs.load(SeqCst), 3);
     });
@@ -113,14 +113,11 @@ fn cancel_races_with_worker() {
             Ok(results) => assert_eq!(results.len(), 2),
             Err(err) => {
                 let cancelled = err.cancelled().count();
-                let done = err.results().iter().filter(|r| r.is_ok()).count();
+                let done = err.succeeded();
                 assert_eq!(cancelled + done, 2);
                 assert!(done >= ran);
                 assert_eq!(runs.load(SeqCst), done);
-                assert!(err
-                    .results()
-                    .iter()
-                    .all(|r| !matches!(r, Err(TaskError::Panicked(_)))));
+                assert_eq!(err.panics().count(), 0);
             }
         }
     });
@@ -154,11 +151,8 @@ fn shutdown_now_cancels_or_runs_each_task_once() {
         let done = match job.wait() {
             Ok(results) => results.len(),
             Err(err) => {
-                assert_eq!(
-                    err.cancelled().count() + err.results().iter().filter(|r| r.is_ok()).count(),
-                    2
-                );
-                err.results().iter().filter(|r| r.is_ok()).count()
+                assert_eq!(err.cancelled().count() + err.succeeded(), 2);
+                err.succeeded()
             }
         };
         assert_eq!(runs.load(SeqCst), done);
@@ -213,7 +207,7 @@ fn lowering_the_cap_hands_claimed_tasks_back() {
             }
         });
         let job = pool.submit(tasks, 2);
-        job.set_limit(1).unwrap();
+        job.set_cap(1).unwrap();
         assert_eq!(job.wait().unwrap(), vec![0, 1, 2, 3]);
         assert_eq!(runs.load(SeqCst), 4);
     });
@@ -286,10 +280,10 @@ fn lowering_the_cap_after_a_dead_entry_was_dropped_requeues_the_job() {
         ];
         let job = pool.submit(tasks, 1);
         a_runs.wait();
-        job.set_limit(2).unwrap();
+        job.set_cap(2).unwrap();
         a_may_end.set();
         b_runs.wait();
-        job.set_limit(1).unwrap();
+        job.set_cap(1).unwrap();
         let fresh = pool.submit(vec![|| ()], 1);
         b_may_end.set();
         job.wait().unwrap();

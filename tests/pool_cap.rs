@@ -13,7 +13,7 @@ use pool_common::{counters, values, DropCount, Gate, Latch, Meter};
 
 /// Waits for the job without consuming its handle, so its progress can be read after.
 fn finish<T: Send + 'static>(job: &JobHandle<T>) {
-    while !job.wait_timeout(Duration::from_secs(3600)) {}
+    while job.wait_timeout(Duration::from_secs(3600)).is_err() {}
 }
 
 /// One job of `tasks` tasks with cap `k` on `n` threads. The first `min(k, n, tasks)` tasks to
@@ -53,7 +53,7 @@ fn cap_held_and_reached(n: usize, k: usize, tasks: usize) {
     );
     assert_eq!(meter.peak(), expected, "n={n} k={k} tasks={tasks}");
     assert_eq!(progress.peak_running, expected, "n={n} k={k} tasks={tasks}");
-    assert_eq!(progress.limit, k);
+    assert_eq!(progress.cap, k);
 }
 
 #[test]

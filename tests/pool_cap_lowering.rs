@@ -76,7 +76,7 @@ fn lower_the_cap_while_every_task_is_claimed() -> bool {
     }
     let j = pool.submit(tasks, 1);
     assert_eq!(started.recv().unwrap(), "t0");
-    j.set_limit(2).unwrap(); // J gets a queue entry
+    j.set_cap(2).unwrap(); // J gets a queue entry
     gate_t0.open(1);
     assert_eq!(started.recv().unwrap(), "t4");
 
@@ -86,7 +86,7 @@ fn lower_the_cap_while_every_task_is_claimed() -> bool {
     b.wait().unwrap();
     pool.submit(vec![|| ()], 1).wait().unwrap();
 
-    j.set_limit(1).unwrap();
+    j.set_cap(1).unwrap();
     // C: one task that waits at its gate, and one that says it started. C's entry makes J's
     // worker yield at the end of its chunk, and then that worker runs C's second task.
     let c1_started = started_tx.clone();
@@ -103,7 +103,7 @@ fn lower_the_cap_while_every_task_is_claimed() -> bool {
     gate_c.open(1);
     c.wait().unwrap();
 
-    let finished = j.wait_timeout(Duration::from_secs(5));
+    let finished = j.wait_timeout(Duration::from_secs(5)).is_ok();
     if !finished {
         eprintln!("lost: {:?}", j.progress());
         j.cancel(); // a lost job ends only by cancel; the pool can shut down then

@@ -81,7 +81,7 @@ fn a_timed_wait_on_a_worker_returns_after_about_one_long_task() {
                     }
                 });
                 let sub = inner.submit(tasks, 1);
-                let finished = sub.wait_timeout(Duration::from_millis(1));
+                let finished = sub.wait_timeout(Duration::from_millis(1)).is_ok();
                 let long_started = started.load(SeqCst);
                 sub.wait().unwrap();
                 (finished, long_started)
@@ -125,7 +125,7 @@ fn raising_the_cap_reaches_tasks_already_claimed_in_a_chunk() {
         });
         let job = pool.submit(tasks, 1);
         a_started.recv().unwrap();
-        job.set_limit(2).unwrap();
+        job.set_cap(2).unwrap();
         gate.open(1);
         job.wait().is_ok()
     });

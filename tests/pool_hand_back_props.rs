@@ -78,7 +78,7 @@ fn check(threads: usize, specs: Vec<JobSpec>) -> Result<(), TestCaseError> {
     for (spec, (job, runs, meter)) in specs.iter().zip(jobs) {
         let n = spec.instant + spec.long;
         for &cap in &spec.cap_changes {
-            job.set_limit(cap).unwrap();
+            job.set_cap(cap).unwrap();
         }
         // Tasks running when a cap is lowered finish, so the highest cap the job had bounds it.
         let most = spec.cap_changes.iter().copied().fold(spec.cap, usize::max);

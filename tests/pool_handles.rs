@@ -1,4 +1,4 @@
-//! Job handles: panics, cancel, set_limit, completions, on_finish, wait_timeout, progress.
+//! Job handles: panics, cancel, set_cap, completions, on_finish, wait_timeout, progress.
 
 mod pool_common;
 
@@ -12,7 +12,7 @@ use pool_common::{counters, quiet_panics, values, DropCount, Gate, Latch, Meter,
 
 /// Waits for the job without consuming its handle, so its progress can be read after.
 fn finish<T: Send + 'static>(job: &JobHandle<T>) {
-    while !job.wait_timeout(Duration::from_secs(3600)) {}
+    while job.wait_timeout(Duration::from_secs(3600)).is_err() {}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -48,14 +48,14 @@ fn panicking_task_is_reported_and_the_worker_survives() {
         }),
         1,
     );
-    let err = job.wait().unwrap_err();
+    let mut err = job.wait().unwrap_err();
     assert_eq!(
         err.panics().collect::<Vec<_>>(),
         vec![(1, "on purpose: task 1"), (3, "on purpose: task 3")]
     );
     assert!(!err.was_cancelled());
     assert_eq!(
-        err.results(),
+        err.results_mut(),
         &[
             Ok(0),
             Err(TaskError::Panicked("on purpose: task 1".into())),
@@ -254,13 +254,13 @@ fn cancel_stops_tasks_not_started_and_lets_running_ones_finish() {
         (p.done, p.cancelled, p.panicked, p.running, p.pending),
         (HELD + 1, TASKS - HELD - 1, 0, 0, 0)
     );
-    let err = job.wait().unwrap_err();
+    let mut err = job.wait().unwrap_err();
     assert!(err.was_cancelled());
     assert_eq!(
         err.cancelled().collect::<Vec<_>>(),
         (HELD + 1..TASKS).collect::<Vec<_>>()
     );
-    for (i, result) in err.results().iter().enumerate() {
+    for (i, result) in err.results_mut().iter().enumerate() {
         if i <= HELD {
             assert_eq!(result, &Ok(i));
         } else {
@@ -303,8 +303,8 @@ fn canceller_cancels_from_another_thread() {
         .join()
         .unwrap();
     gate.open(1);
-    let err = results.recv().unwrap().unwrap_err();
-    assert_eq!(err.results()[0], Ok(0));
+    let mut err = results.recv().unwrap().unwrap_err();
+    assert_eq!(err.results_mut()[0], Ok(0));
     assert_eq!(
         err.cancelled().collect::<Vec<_>>(),
         (1..20).collect::<Vec<_>>()
@@ -362,7 +362,7 @@ fn cancel_after_finish_is_a_no_op() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// set_limit
+// set_cap
 
 /// N = 4, cap 1: the first task waits for three more to run beside it, which only a raised cap
 /// allows. Raised to 4, the four meet.
@@ -386,8 +386,8 @@ fn raising_the_cap_lets_more_tasks_run_at_once() {
     );
     assert_eq!(started.recv().unwrap(), 0);
     assert_eq!(job.progress().peak_running, 1);
-    job.set_limit(4).unwrap();
-    assert_eq!(job.progress().limit, 4);
+    job.set_cap(4).unwrap();
+    assert_eq!(job.progress().cap, 4);
     finish(&job);
     assert_eq!(job.progress().peak_running, 4);
     assert_eq!(job.wait().unwrap(), (0..12).collect::<Vec<_>>());
@@ -425,11 +425,11 @@ fn lowering_the_cap_serializes_once_running_tasks_drain() {
         4,
     );
     first_wave.wait();
-    job.set_limit(1).unwrap();
+    job.set_cap(1).unwrap();
     gate.open(4);
     finish(&job);
     let p = job.progress();
-    assert_eq!((p.limit, p.peak_running), (1, 4));
+    assert_eq!((p.cap, p.peak_running), (1, 4));
     assert_eq!(job.wait().unwrap(), (0..TASKS).collect::<Vec<_>>());
     assert_eq!(meter.peak(), 4);
     assert_eq!(
@@ -439,9 +439,9 @@ fn lowering_the_cap_serializes_once_running_tasks_drain() {
     );
 }
 
-/// `set_limit(0)` is refused and leaves the cap as it was.
+/// `set_cap(0)` is refused and leaves the cap as it was.
 #[test]
-fn set_limit_zero_is_an_error() {
+fn set_cap_zero_is_an_error() {
     let pool = Pool::new(1);
     let gate = Gate::new();
     let _open_at_exit = gate.opener();
@@ -452,13 +452,13 @@ fn set_limit_zero_is_an_error() {
         }],
         3,
     );
-    let err = job.set_limit(0).unwrap_err();
-    assert_eq!(err, jobpool::ZeroLimitError);
+    let err = job.set_cap(0).unwrap_err();
+    assert_eq!(err, jobpool::ZeroCapError);
     assert_eq!(
         err.to_string(),
         "a job's cap must be at least 1 (0 was given)"
     );
-    assert_eq!(job.progress().limit, 3);
+    assert_eq!(job.progress().cap, 3);
     gate.open(1);
     job.wait().unwrap();
 }
@@ -592,13 +592,13 @@ fn wait_timeout_reports_whether_the_job_finished() {
         1,
     );
     started.recv().unwrap();
-    assert!(!job.wait_timeout(Duration::from_millis(5)));
-    assert!(!job.wait_timeout(Duration::ZERO));
+    assert!(job.wait_timeout(Duration::from_millis(5)).is_err());
+    assert!(job.wait_timeout(Duration::ZERO).is_err());
     assert!(!job.is_finished());
     gate.open(1);
-    assert!(job.wait_timeout(Duration::from_secs(3600)));
+    assert!(job.wait_timeout(Duration::from_secs(3600)).is_ok());
     assert!(job.is_finished());
-    assert!(job.wait_timeout(Duration::ZERO));
+    assert!(job.wait_timeout(Duration::ZERO).is_ok());
     assert_eq!(job.wait().unwrap(), vec![5]);
 }
 
@@ -636,7 +636,7 @@ fn progress_counts_tasks_in_every_state() {
             p.done,
             p.panicked,
             p.cancelled,
-            p.limit
+            p.cap
         ),
         (5, 4, 1, 0, 0, 0, 2)
     );
@@ -691,7 +691,7 @@ fn lowering_the_cap_stops_claimed_chunks_too() {
     let job = pool.submit(tasks, 2);
     started.recv().unwrap();
     started.recv().unwrap(); // both workers hold a gated task
-    job.set_limit(1).unwrap();
+    job.set_cap(1).unwrap();
     gate.open(1); // one of the two finishes; the other still runs
     let too_early = started.recv_timeout(Duration::from_millis(300)).ok();
     gate.open_all();

@@ -166,8 +166,8 @@ fn shutdown_now_cancels_pending_tasks_and_reports_them() {
     gate.open(1);
     stopper.join().unwrap();
     assert!(exited.is_open());
-    let err = job.wait().unwrap_err();
-    assert_eq!(err.results()[0], Ok(0));
+    let mut err = job.wait().unwrap_err();
+    assert_eq!(err.results_mut()[0], Ok(0));
     assert_eq!(
         err.cancelled().collect::<Vec<_>>(),
         (1..10).collect::<Vec<_>>()
@@ -176,10 +176,10 @@ fn shutdown_now_cancels_pending_tasks_and_reports_them() {
     expected_runs[0] = 1;
     assert_eq!(values(&runs), expected_runs);
     assert_eq!(drops.load(SeqCst), 10);
-    let err = second.wait().unwrap_err();
+    let mut err = second.wait().unwrap_err();
     assert_eq!(err.cancelled().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     assert!(err
-        .results()
+        .results_mut()
         .iter()
         .all(|r| r == &Err(TaskError::Cancelled)));
 }
@@ -487,7 +487,7 @@ fn zero_cap_is_a_submit_error() {
         })
         .collect();
     let err = pool.try_submit(tasks, 0).unwrap_err();
-    assert_eq!(err.kind(), SubmitErrorKind::ZeroLimit);
+    assert_eq!(err.kind(), SubmitErrorKind::ZeroCap);
     assert_eq!(
         err.to_string(),
         "a job's cap must be at least 1 (0 was given)"
@@ -512,7 +512,7 @@ fn empty_job_finishes_at_once() {
     let pool = Pool::new(1);
     let job = pool.submit(Vec::<fn() -> u8>::new(), 3);
     assert!(job.is_finished());
-    assert!(job.wait_timeout(Duration::ZERO));
+    assert!(job.wait_timeout(Duration::ZERO).is_ok());
     let p = job.progress();
     assert_eq!(
         (p.total, p.pending, p.running, p.done, p.peak_running),

@@ -12,7 +12,7 @@ use pool_common::{Gate, Meter};
 
 /// Waits for the job without consuming its handle, so its progress can be read after.
 fn finish<T: Send + 'static>(job: &JobHandle<T>) {
-    while !job.wait_timeout(Duration::from_secs(3600)) {}
+    while job.wait_timeout(Duration::from_secs(3600)).is_err() {}
 }
 
 /// N = 1: the only worker runs a task that waits on a sub-job; it runs the sub-job itself.
@@ -46,7 +46,7 @@ fn one_thread_wait_timeout_and_completions_help_too() {
         vec![move || {
             let me = std::thread::current().id();
             let sub = inner.submit((0..5).map(|i| move || (i, std::thread::current().id())), 2);
-            while !sub.wait_timeout(Duration::from_secs(3600)) {}
+            while sub.wait_timeout(Duration::from_secs(3600)).is_err() {}
             let first = sub.wait().unwrap();
             assert!(first.iter().all(|(_, t)| *t == me));
             let sub = inner.submit((0..5).map(|i| move || i * 2), 1);
@@ -316,7 +316,7 @@ fn wait_timeout_on_a_worker_stops_helping_at_its_deadline() {
                     (0..10).map(|_| || std::thread::sleep(Duration::from_millis(20))),
                     1,
                 );
-                let finished = job.wait_timeout(Duration::from_millis(1));
+                let finished = job.wait_timeout(Duration::from_millis(1)).is_ok();
                 let done = job.progress().done;
                 drop(job);
                 (finished, done)

@@ -98,7 +98,7 @@ fn check(threads: usize, specs: Vec<JobSpec>) -> Result<(), TestCaseError> {
 
     for (spec, (job, meter, runs)) in specs.iter().zip(jobs) {
         let n = spec.tasks.len();
-        while !job.wait_timeout(Duration::from_secs(3600)) {}
+        while job.wait_timeout(Duration::from_secs(3600)).is_err() {}
         let progress = job.progress();
         prop_assert!(
             progress.peak_running <= spec.cap,
@@ -122,10 +122,10 @@ fn check(threads: usize, specs: Vec<JobSpec>) -> Result<(), TestCaseError> {
                 prop_assert!(designed.is_empty(), "panics not reported: {:?}", designed);
                 prop_assert_eq!(results, (0..n).collect::<Vec<_>>());
             }
-            Err(err) => {
+            Err(mut err) => {
                 prop_assert!(!err.was_cancelled());
                 prop_assert_eq!(err.panics().map(|(i, _)| i).collect::<Vec<_>>(), designed);
-                for (i, result) in err.results().iter().enumerate() {
+                for (i, result) in err.results_mut().iter().enumerate() {
                     match &spec.tasks[i] {
                         Shape::Panic => prop_assert_eq!(
                             result,

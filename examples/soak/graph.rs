@@ -320,11 +320,11 @@ fn check_module(
         return Err(format!("ended {state}"));
     }
     let peak = ledger.peak.load(SeqCst);
-    if got.peak_concurrency() > plan.cap || peak > plan.cap {
+    if got.peak_running() > plan.cap || peak > plan.cap {
         return Err(format!(
             "cap {}: {peak} tasks ran at once (the report says {})",
             plan.cap,
-            got.peak_concurrency()
+            got.peak_running()
         ));
     }
     if (got.tasks(), got.cap()) != (plan.tasks.len(), plan.cap) {

@@ -35,7 +35,7 @@ impl Submitted {
     /// Sets each planned cap in turn, from this thread.
     fn steer_all(&self) {
         for &limit in &self.limits {
-            self.ledger.set_limit(&self.handle, limit);
+            self.ledger.set_cap(&self.handle, limit);
         }
     }
 }
@@ -233,7 +233,7 @@ pub(crate) fn finish(job: Submitted, round: &RoundState) {
     let mut limits = limits.into_iter();
     let mut steer = |handle: &JobHandle<Yield>| {
         if let Some(limit) = limits.next() {
-            ledger.set_limit(handle, limit);
+            ledger.set_cap(handle, limit);
         }
     };
     match consume {
@@ -244,7 +244,7 @@ pub(crate) fn finish(job: Submitted, round: &RoundState) {
             ledger.check_results(handle.wait(), round);
         }
         Consume::PollWaitTimeout(timeout) => {
-            while !handle.wait_timeout(timeout) {
+            while handle.wait_timeout(timeout).is_err() {
                 steer(&handle);
                 thread::yield_now();
             }

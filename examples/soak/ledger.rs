@@ -153,11 +153,11 @@ impl JobLedger {
     }
 
     /// Sets the job's cap, recording a raise before it can take effect.
-    pub(crate) fn set_limit(&self, handle: &JobHandle<Yield>, limit: usize) {
+    pub(crate) fn set_cap(&self, handle: &JobHandle<Yield>, limit: usize) {
         self.cap_max.fetch_max(limit, SeqCst);
         self.cap_now.store(limit, SeqCst);
-        if let Err(err) = handle.set_limit(limit) {
-            fail(format_args!("set_limit({limit}) on {}: {err}", self.label));
+        if let Err(err) = handle.set_cap(limit) {
+            fail(format_args!("set_cap({limit}) on {}: {err}", self.label));
         }
         tick();
     }
@@ -176,7 +176,7 @@ impl JobLedger {
         let outcomes: Vec<Result<Yield, TaskError>> = match results {
             Ok(values) => values.into_iter().map(Ok).collect(),
             Err(err) => {
-                if err.results().iter().all(Result::is_ok) {
+                if err.succeeded() == err.tasks() {
                     fail(format_args!(
                         "{}: a JobError, yet no task failed",
                         self.label

@@ -272,7 +272,7 @@ impl Round {
         step(format!("step {n}: steering {}", job.ledger.label));
         for _ in 0..self.rng.range(1, 8) {
             let limit = self.rng.range(1, self.threads + 2);
-            job.ledger.set_limit(&job.handle, limit);
+            job.ledger.set_cap(&job.handle, limit);
             if self.rng.percent(50) {
                 spin(self.rng.micros(0, 20));
             }
@@ -295,12 +295,12 @@ impl Round {
         thread::scope(|scope| {
             scope.spawn(|| {
                 for &(limit, pause) in &limits {
-                    job.ledger.set_limit(&job.handle, limit);
+                    job.ledger.set_cap(&job.handle, limit);
                     spin(pause);
                 }
             });
             let _waiting = Waiting::new(&job.ledger);
-            while !job.handle.wait_timeout(Duration::from_millis(1)) {}
+            while job.handle.wait_timeout(Duration::from_millis(1)).is_err() {}
         });
         self.open.push(job);
     }

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use super::report::{ModuleState, RunReport};
 use super::Dag;
+use crate::human::HumanDuration;
 
 /// The fill colour of a module in a given state.
 fn colour(state: &ModuleState) -> &'static str {
@@ -70,7 +71,7 @@ impl Dag {
             if let Some(line) = report.and_then(|r| r.module(&module.name)) {
                 let _ = write!(label, "\n{}", line.state().label());
                 if let Some(took) = line.duration() {
-                    let _ = write!(label, " in {:.1}ms", took.as_secs_f64() * 1e3);
+                    let _ = write!(label, " in {}", HumanDuration(took));
                 }
                 let _ = write!(attributes, ", fillcolor={}", colour(line.state()));
                 if let ModuleState::Failed(_) | ModuleState::Skipped(_) = line.state() {

@@ -403,18 +403,27 @@ impl Dag {
 }
 
 impl fmt::Debug for Dag {
+    /// As a derived `Debug` would show it, with each module's tasks counted (closures have no
+    /// `Debug` of their own): `Dag { modules: [Module { name: "fetch", cap: 2, tasks: 3,
+    /// after: [], skip_if: false }] }`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut list = f.debug_list();
-        for m in &self.modules {
-            list.entry(&format_args!(
-                "{} (cap {}, {} tasks) after {:?}",
-                m.name,
-                m.cap,
-                m.tasks.len(),
-                m.after
-            ));
+        /// One module, shown as a struct.
+        struct Shown<'a>(&'a graph::ModuleSpec);
+
+        impl fmt::Debug for Shown<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("Module")
+                    .field("name", &self.0.name)
+                    .field("cap", &self.0.cap)
+                    .field("tasks", &self.0.tasks.len())
+                    .field("after", &self.0.after)
+                    .field("skip_if", &self.0.skip_if.is_some())
+                    .finish()
+            }
         }
-        list.finish()
+
+        let modules: Vec<Shown<'_>> = self.modules.iter().map(Shown).collect();
+        f.debug_struct("Dag").field("modules", &modules).finish()
     }
 }
 
@@ -512,6 +521,27 @@ mod tests {
     use super::*;
 
     fn send_and_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn debug_looks_derived_and_the_report_shows_an_unbounded_cap() {
+        let mut dag = Dag::new();
+        let task = |_: &Context| -> TaskResult<()> { Ok(()) };
+        dag.module("fetch", usize::MAX, [task, task]).unwrap();
+        dag.module("build", 2, [task])
+            .unwrap()
+            .after(["fetch"])
+            .unwrap();
+        assert_eq!(
+            format!("{dag:?}"),
+            "Dag { modules: [Module { name: \"fetch\", cap: 18446744073709551615, tasks: 2, \
+             after: [], skip_if: false }, Module { name: \"build\", cap: 2, tasks: 1, \
+             after: [\"fetch\"], skip_if: false }] }"
+        );
+        let report = dag.run(&crate::Pool::new(2)).unwrap().to_string();
+        let fetch = report.lines().find(|l| l.starts_with("fetch")).unwrap();
+        assert!(fetch.contains("/∞"), "{report}");
+        assert!(!report.contains("18446744073709551615"), "{report}");
+    }
 
     #[test]
     fn graphs_reports_and_contexts_can_be_shared_between_threads() {

@@ -1,8 +1,10 @@
-//! What a run of a graph reports: every module's state, times, size and peak concurrency.
+//! What a run of a graph reports: every module's state, times, size and peak running (the most of its tasks that ran at once).
 
 use std::error::Error;
 use std::fmt;
 use std::time::Duration;
+
+use crate::human::{HumanCap, HumanDuration};
 
 use super::context::{downcast_output, Input};
 use super::error::OutputError;
@@ -205,7 +207,7 @@ impl fmt::Display for ModuleState {
 /// let work = report.module("work").unwrap();
 /// assert!(work.state().is_done());
 /// assert_eq!((work.tasks(), work.cap()), (4, 2));
-/// assert!(work.peak_concurrency() <= 2);
+/// assert!(work.peak_running() <= 2);
 /// assert!(work.start().unwrap() <= work.end().unwrap());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -259,7 +261,7 @@ impl ModuleReport {
     }
 
     /// The most of the module's tasks that ran at once.
-    pub fn peak_concurrency(&self) -> usize {
+    pub fn peak_running(&self) -> usize {
         self.peak_concurrency
     }
 }
@@ -370,16 +372,13 @@ impl fmt::Debug for RunReport {
     }
 }
 
-/// Formats a time from the start of the run in milliseconds, or `-`.
-fn millis(at: Option<Duration>) -> String {
-    at.map_or_else(
-        || "-".to_owned(),
-        |d| format!("{:.1}ms", d.as_secs_f64() * 1e3),
-    )
+/// Formats a time from the start of the run in a unit that fits it, or `-`.
+fn since_start(at: Option<Duration>) -> String {
+    at.map_or_else(|| "-".to_owned(), |d| HumanDuration(d).to_string())
 }
 
 impl fmt::Display for RunReport {
-    /// A table with a line per module: name, state, start, end, tasks, peak concurrency / cap.
+    /// A table with a line per module: name, state, start, end, tasks, peak running / cap.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self
             .modules
@@ -398,13 +397,13 @@ impl fmt::Display for RunReport {
                 f,
                 "{:<width$}  {:>9}  {:>9}  {:>5}  {:>8}  {}",
                 m.name,
-                millis(m.start),
-                millis(m.end),
+                since_start(m.start),
+                since_start(m.end),
                 m.tasks,
-                format!("{}/{}", m.peak_concurrency, m.cap),
+                format!("{}/{}", m.peak_concurrency, HumanCap(m.cap)),
                 m.state
             )?;
         }
-        write!(f, "elapsed {}", millis(Some(self.elapsed)))
+        write!(f, "elapsed {}", HumanDuration(self.elapsed))
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Cancel, JobControl, Next};
-use crate::error::{JobError, TaskError, ZeroLimitError};
+use crate::error::{JobError, TaskError, TimedOut, ZeroCapError};
 use crate::sync::Instant;
 
 /// A handle to a submitted job: wait for its results, take them as they come, or steer it.
@@ -67,13 +67,17 @@ impl<T: Send + 'static> JobHandle<T> {
         self.job.take_results()
     }
 
-    /// Blocks until the job has finished or `timeout` has passed; returns whether it finished.
-    /// After `true`, [`wait`](Self::wait) returns at once.
+    /// Blocks until the job has finished or `timeout` has passed. After `Ok(())`,
+    /// [`wait`](Self::wait) returns at once.
     ///
     /// On one of the pool's own workers it runs the job's tasks while it waits, as `wait` does,
     /// so it may return later than `timeout` by up to about the length of one task. It runs at
     /// least one of them whatever the timeout, so a task that polls a sub-job with
     /// `wait_timeout(Duration::ZERO)` in a loop gets it done, even on a pool of one thread.
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`] if the job has not finished within `timeout`.
     ///
     /// # Panics
     ///
@@ -88,14 +92,18 @@ impl<T: Send + 'static> JobHandle<T> {
     ///
     /// let pool = Pool::new(2);
     /// let job = pool.submit(vec![|| 1, || 2], 2);
-    /// while !job.wait_timeout(Duration::from_millis(10)) {
+    /// while job.wait_timeout(Duration::from_millis(10)).is_err() {
     ///     println!("still running: {:?}", job.progress());
     /// }
     /// assert_eq!(job.wait().unwrap(), vec![1, 2]);
     /// ```
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), TimedOut> {
         let deadline = Instant::now().checked_add(timeout);
-        self.job.clone().wait_until(deadline)
+        if self.job.clone().wait_until(deadline) {
+            Ok(())
+        } else {
+            Err(TimedOut)
+        }
     }
 
     /// Whether every task has finished (run, panicked, or been cancelled).
@@ -124,7 +132,7 @@ impl<T: Send + 'static> JobHandle<T> {
     ///
     /// let pool = Pool::new(2);
     /// let job = pool.submit(vec![|| (), || ()], 1);
-    /// assert!(job.wait_timeout(std::time::Duration::from_secs(10)));
+    /// assert!(job.wait_timeout(std::time::Duration::from_secs(10)).is_ok());
     /// let p = job.progress();
     /// assert_eq!((p.total, p.done, p.pending, p.running), (2, 2, 0, 0));
     /// assert_eq!(p.peak_running, 1);
@@ -152,9 +160,9 @@ impl<T: Send + 'static> JobHandle<T> {
     /// started.recv().unwrap(); // the first task is running, the second is pending
     /// job.cancel();
     /// go.send(()).unwrap();
-    /// let err = job.wait().unwrap_err();
+    /// let mut err = job.wait().unwrap_err();
     /// assert_eq!(err.cancelled().collect::<Vec<_>>(), vec![1]);
-    /// assert_eq!(err.results()[0], Ok(1));
+    /// assert_eq!(err.results_mut()[0], Ok(1));
     /// ```
     pub fn cancel(&self) {
         self.cancel.clone().cancel();
@@ -184,11 +192,11 @@ impl<T: Send + 'static> JobHandle<T> {
     }
 
     /// Changes the job's cap while it runs. Raising it lets more tasks start at once, at once
-    /// if workers are free; lowering it starts no new task until fewer than `limit` run.
+    /// if workers are free; lowering it starts no new task until fewer than `cap` run.
     ///
     /// # Errors
     ///
-    /// [`ZeroLimitError`] if `limit` is 0; the cap is left as it was.
+    /// [`ZeroCapError`] if `cap` is 0; the cap is left as it was.
     ///
     /// # Examples
     ///
@@ -197,15 +205,15 @@ impl<T: Send + 'static> JobHandle<T> {
     ///
     /// let pool = Pool::new(4);
     /// let job = pool.submit((0..100).map(|i| move || i), 1);
-    /// job.set_limit(4).unwrap();
-    /// assert_eq!(job.progress().limit, 4);
+    /// job.set_cap(4).unwrap();
+    /// assert_eq!(job.progress().cap, 4);
     /// assert_eq!(job.wait().unwrap().len(), 100);
     /// ```
-    pub fn set_limit(&self, limit: usize) -> Result<(), ZeroLimitError> {
-        if limit == 0 {
-            return Err(ZeroLimitError);
+    pub fn set_cap(&self, cap: usize) -> Result<(), ZeroCapError> {
+        if cap == 0 {
+            return Err(ZeroCapError);
         }
-        self.job.clone().set_limit(limit);
+        self.job.clone().set_cap(cap);
         Ok(())
     }
 
@@ -343,7 +351,7 @@ impl<T: Send + 'static> Completions<T> {
     ///
     /// let pool = Pool::new(1);
     /// let mut results = pool.submit(vec![|| 1, || 2, || 3], 1).completions();
-    /// results.handle().set_limit(2).unwrap();
+    /// results.handle().set_cap(2).unwrap();
     /// assert_eq!(results.count(), 3);
     /// ```
     pub fn handle(&self) -> &JobHandle<T> {
@@ -407,33 +415,6 @@ impl<T> fmt::Debug for Completions<T> {
     }
 }
 
-/// [`Completions::next_timeout`] found no result within its timeout.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::mpsc;
-/// use std::time::Duration;
-/// use jobpool::{Pool, TimedOut};
-///
-/// let pool = Pool::new(1);
-/// let (go, go_rx) = mpsc::channel::<()>();
-/// let mut results = pool.submit(vec![move || go_rx.recv().unwrap()], 1).completions();
-/// assert_eq!(results.next_timeout(Duration::from_millis(1)).unwrap_err(), TimedOut);
-/// go.send(()).unwrap();
-/// assert!(results.next().is_some());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimedOut;
-
-impl fmt::Display for TimedOut {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no task finished before the timeout")
-    }
-}
-
-impl std::error::Error for TimedOut {}
-
 /// A snapshot of a job's counters, from [`JobHandle::progress`].
 ///
 /// `pending + running + done + panicked + cancelled == total`. Tasks are counted as done when
@@ -467,7 +448,7 @@ pub struct Progress {
     /// Tasks cancelled before they started.
     pub cancelled: usize,
     /// The job's cap.
-    pub limit: usize,
+    pub cap: usize,
     /// The most tasks of the job that ever ran at once.
     pub peak_running: usize,
 }

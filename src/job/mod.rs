@@ -6,7 +6,7 @@
 mod handle;
 mod state;
 
-pub use handle::{Canceller, Completions, JobHandle, Progress, TimedOut};
+pub use handle::{Canceller, Completions, JobHandle, Progress};
 
 use crossbeam::utils::CachePadded;
 use std::collections::VecDeque;
@@ -153,7 +153,7 @@ where
         // While this thread runs the job's tasks, a wait on the job from one of them could
         // never end (`wait_for`).
         let _running_here = worker::RunningJob::enter(self.id());
-        let mut parallelism = self.registry.threads().min(st.limit).max(1);
+        let mut parallelism = self.registry.threads().min(st.cap).max(1);
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
         let mut chunk_len = 1;
@@ -233,7 +233,7 @@ where
                 st.hand_back(first + started, unstarted);
                 // Someone asked for tasks: share what is pending with the tokens of the cap
                 // now in force, not the one this worker started with.
-                parallelism = self.registry.threads().min(st.limit).max(1);
+                parallelism = self.registry.threads().min(st.cap).max(1);
             }
             let dropped = if self.registry.cancelling() {
                 st.cancel_pending()
@@ -249,7 +249,7 @@ where
                     one_chunk || until.is_some_and(|deadline| now >= deadline)
                 }
             };
-            if stop || st.pending_len() == 0 || st.running > st.limit {
+            if stop || st.pending_len() == 0 || st.running > st.cap {
                 st.running -= 1;
                 // If whatever is left is claimed by the other tokens, ask for the unstarted
                 // part back, so that this worker (or another) can run it meanwhile.
@@ -277,7 +277,7 @@ where
     /// tasks that have not started would be better off with whoever can take that token (rule
     /// 3). Called under the job's lock, wherever a token frees up or someone finds none to use.
     fn ask_if_a_token_is_idle(&self, st: &JobState<F, T>) {
-        if st.pending_len() == 0 && st.running > 0 && st.running < st.limit {
+        if st.pending_len() == 0 && st.running > 0 && st.running < st.cap {
             self.ask_for_claimed_tasks();
         }
     }
@@ -475,7 +475,7 @@ pub(crate) trait JobControl<T>: Send + Sync {
     fn take_results(&self) -> Result<Vec<T>, JobError<T>>;
     fn start_log(&self);
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T>;
-    fn set_limit(self: Arc<Self>, limit: usize);
+    fn set_cap(self: Arc<Self>, cap: usize);
     fn progress(&self) -> Progress;
     fn on_finish(self: Arc<Self>, callback: FinishCallback<T>);
 }
@@ -556,16 +556,16 @@ where
         next.unwrap_or(Next::TimedOut)
     }
 
-    fn set_limit(self: Arc<Self>, limit: usize) {
+    fn set_cap(self: Arc<Self>, cap: usize) {
         // Raising the cap makes the job runnable again, and `settle` queues it (rule 1);
         // lowering it takes effect as running tasks end (rule 3).
         self.change(|st| {
-            if limit < st.limit {
+            if cap < st.cap {
                 // Under the lock, so a worker that reads it when it claims a chunk sees
                 // either the old cap and the old value, or the new cap and the new value.
                 self.ask_for_claimed_tasks();
             }
-            st.limit = limit;
+            st.cap = cap;
             // A raised cap with every task claimed: the new tokens need tasks to run.
             self.ask_if_a_token_is_idle(st);
         });
@@ -581,7 +581,7 @@ where
             done: st.done,
             panicked: st.panicked,
             cancelled: st.cancelled,
-            limit: st.limit,
+            cap: st.cap,
             peak_running: st.peak_running,
         }
     }
@@ -603,14 +603,14 @@ where
 pub(crate) fn spawn<F, T>(
     registry: &Arc<Registry>,
     tasks: std::collections::VecDeque<F>,
-    limit: usize,
+    cap: usize,
 ) -> Result<JobHandle<T>, (crate::SubmitErrorKind, std::collections::VecDeque<F>)>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let has_tasks = !tasks.is_empty();
-    let job = Arc::new(JobCore::new(registry.clone(), JobState::new(tasks, limit)));
+    let job = Arc::new(JobCore::new(registry.clone(), JobState::new(tasks, cap)));
     if has_tasks {
         job.mark_queued();
     } else {

@@ -73,7 +73,7 @@ pub(crate) struct JobState<F, T> {
     /// Tokens taken: workers running (or between two of) this job's tasks.
     pub(crate) running: usize,
     /// The cap k: at most this many tokens are taken at once.
-    pub(crate) limit: usize,
+    pub(crate) cap: usize,
     /// Whether the job has an entry in the run queue, or one is being pushed (README.md).
     pub(crate) queued: bool,
     /// One per task, in submission order.
@@ -99,7 +99,7 @@ pub(crate) struct JobState<F, T> {
 }
 
 impl<F, T> JobState<F, T> {
-    pub(crate) fn new(pending: VecDeque<F>, limit: usize) -> Self {
+    pub(crate) fn new(pending: VecDeque<F>, cap: usize) -> Self {
         let total = pending.len();
         let mut slots = Vec::with_capacity(total);
         slots.resize_with(total, || Slot::Waiting);
@@ -110,7 +110,7 @@ impl<F, T> JobState<F, T> {
             returned_len: 0,
             total,
             running: 0,
-            limit,
+            cap,
             queued: false,
             slots,
             panics: Vec::new(),
@@ -145,7 +145,7 @@ impl<F, T> JobState<F, T> {
     /// A pending task and a free token: the condition for being in the run queue.
     #[inline]
     pub(crate) fn is_runnable(&self) -> bool {
-        self.pending_len() > 0 && self.running < self.limit
+        self.pending_len() > 0 && self.running < self.cap
     }
 
     /// Takes a token. The caller checked `is_runnable`.
