@@ -12,20 +12,44 @@
 //! - **Draining** (`drain`): one thread at a time (the one that set `draining`) takes modules off
 //!   `ready` and decides each one: *skipped* if a dependency failed (or was skipped because of a
 //!   failure), *cancelled* if a dependency was cancelled or the run is stopping (fail-fast),
-//!   otherwise *started*: its skip condition is asked, then its tasks are submitted as one job.
-//!   The lock is released while user code runs (the condition) and while the job is submitted,
-//!   so a module can end while the drainer is busy; the drainer sees whatever that put on
-//!   `ready` when it takes the lock back. A thread that ends a module while another drains
-//!   leaves the new ready modules to it, so there is no recursion even when jobs end at once
-//!   (a module of no tasks ends inside its own submission).
+//!   *asked* if it has a skip condition not asked yet, otherwise *started*: its tasks are
+//!   submitted as one job. The drainer runs no user code and waits for none: each decision is
+//!   a look at `RunState`, and asking or starting is a submission, which returns at once. So a
+//!   module is submitted as soon as its last dependency ends, whatever other modules' conditions
+//!   and tasks are doing. The lock is released while a job is submitted, so a module can end
+//!   while the drainer is busy; the drainer sees whatever that put on `ready` when it takes the
+//!   lock back. A thread that ends a module while another drains leaves the new ready modules
+//!   to it, so there is no recursion even when jobs end at once (a module of no tasks ends
+//!   inside its own submission).
+//! - **Asking a condition** (`ask`, `ask_condition`, `condition_answered`): the condition is a
+//!   job of its own on the run's pool, one task of cap 1, so it runs on a worker like any task,
+//!   beside other conditions and tasks, never on the drainer. A module's `ConditionStage` goes
+//!   from `Unasked` to `Asking` (its job is on the pool, its canceller in the module's slot) to
+//!   `Answered`. When the job ends, its callback records the answer under the lock: `true` ends
+//!   the module skipped, a panic ends it failed (`Failure::ConditionPanicked`), a job cancelled
+//!   before its task ran ends it cancelled, and `false` puts it back on `ready`, where the
+//!   drainer starts it (or cancels it, if the run began stopping meanwhile); then the callback
+//!   drains, as the end of a job does. The task holds only the run and the module's index: it
+//!   takes the condition and the dependencies' outputs from `RunState` when it runs (they are
+//!   there until every module has ended, and this one has not), so a condition task dropped
+//!   unrun, whenever that happens, holds none of the user's code and no handle of the pool.
+//! - **Helping** (`help_until_finished`): `run` called on one of the pool's own workers runs
+//!   the tasks of the graph's jobs itself, conditions' as well as modules', since a pool with no
+//!   other free worker would run neither.
 //! - **The end of the run**: the drainer that finds `ready` empty and every module ended lets
 //!   go of the run's `Pool` handle, then sets `finished` and wakes `Dag::run`. Every module ends
-//!   exactly once, and every end is followed by a drain (by its own thread or by the drainer it
-//!   found), so the last end is always seen.
+//!   exactly once (by a verdict of the drainer, or by the callback of its one condition job or
+//!   its one task job), and every end, like every "run" answer, is followed by a drain (by its
+//!   own thread or by the drainer it found), so the last end is always seen.
 //! - **Fail-fast**: the end of a failed module sets `stopping` and takes the cancellers of every
-//!   running job; they are called with the lock released (a cancel may end a job, and so call
-//!   back into the run, on this very thread). A job submitted while that happened is cancelled
-//!   by the drainer when it takes the lock back and sees `stopping`.
+//!   job on the pool, conditions' included; they are called with the lock released (a cancel
+//!   may end a job, and so call back into the run, on this very thread). A condition already
+//!   running answers all the same, and a "run" answer meets the drainer's `stopping` check. A
+//!   job submitted while that happened is cancelled by the drainer when it takes the lock back
+//!   and sees `stopping`.
+//! - **Events** are told under the lock, so one at a time: a module's start when its tasks are
+//!   submitted, its end when it ends. A module's first event comes after the end of each of its
+//!   dependencies, and its start before its end.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -38,8 +62,8 @@ use super::graph::{ModuleBody, Plan, PlannedModule};
 use super::options::{Event, FailureMode, Observer, RunOptions};
 use super::report::{Failure, ModuleReport, ModuleState, RunReport, SkipReason};
 use super::tasks::{ConcurrencyProbe, JobOutcome};
-use crate::unwind::{call_quietly, catch};
-use crate::{Canceller, Pool};
+use crate::unwind::call_quietly;
+use crate::{Canceller, JobError, Pool, TaskError};
 
 /// One run of a plan, shared by the thread that called `run` and the pool's callbacks.
 ///
@@ -87,13 +111,32 @@ struct ModuleSlot {
     peak: usize,
     /// What its dependents see: its output, or that it was skipped by its condition.
     output: Option<Input>,
-    /// Cancels its job while it runs (for fail-fast).
+    /// Cancels its job while it is on the pool (for fail-fast): its condition's, then its
+    /// tasks'.
     canceller: Option<Canceller>,
+    /// How far it is in asking its skip condition.
+    condition: ConditionStage,
+}
+
+/// How far a module is in asking its skip condition; see the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum ConditionStage {
+    /// Not asked yet, or it has no condition.
+    #[default]
+    Unasked,
+    /// Its condition's job is on the pool.
+    Asking,
+    /// Its condition's job has ended.
+    Answered,
 }
 
 /// What happens to a ready module.
 enum Verdict {
+    /// Submit its skip condition as a job of its own.
+    Ask,
+    /// Submit its tasks as one job.
     Start,
+    /// End it without running anything.
     End(ModuleState),
 }
 
@@ -170,11 +213,12 @@ impl Run {
         self.started.elapsed()
     }
 
-    /// On a worker of the run's pool: runs the tasks of the graph's running jobs until the run
-    /// finishes, as a worker that waits on one job runs that job's tasks.
+    /// On a worker of the run's pool: runs the tasks of the graph's jobs on the pool (the
+    /// modules' and their conditions') until the run finishes, as a worker that waits on one
+    /// job runs that job's tasks.
     ///
     /// When none of them has a pending task and a free token, every token is held by a task
-    /// running elsewhere, and the worker waits for the next module to end or start (both
+    /// running elsewhere, and the worker waits for the next job to be submitted or to end (all
     /// notify `finished`). A running job can also become runnable again without either (a
     /// worker hands a token back at the end of its time slice, and that job goes to the run
     /// queue, where any idle worker takes it); should every other worker be busy, the wait
@@ -231,6 +275,7 @@ impl Run {
                     let _not_a_failure = self.end(&mut st, module, state);
                     st
                 }
+                Verdict::Ask => self.ask(st, module),
                 Verdict::Start => self.start(st, module),
             };
         }
@@ -250,7 +295,7 @@ impl Run {
         }
     }
 
-    /// Decides a ready module: skip it, cancel it, or start it.
+    /// Decides a ready module: skip it, cancel it, ask its condition, or start it.
     fn verdict(&self, st: &RunState, module: usize) -> Verdict {
         let mut cancelled = st.stopping;
         for &dep in &self.modules[module].dependencies {
@@ -273,23 +318,18 @@ impl Run {
         }
         if cancelled {
             Verdict::End(ModuleState::Cancelled)
+        } else if st.bodies[module].skip_if.is_some()
+            && st.modules[module].condition == ConditionStage::Unasked
+        {
+            Verdict::Ask
         } else {
             Verdict::Start
         }
     }
 
-    /// Asks the module's condition, then submits its tasks; returns with the lock held again.
-    fn start<'a>(
-        self: &'a Arc<Self>,
-        mut st: MutexGuard<'a, RunState>,
-        module: usize,
-    ) -> MutexGuard<'a, RunState> {
+    /// What the module's tasks and its condition see: its dependencies' outputs, and `pool`.
+    fn inputs(&self, st: &RunState, module: usize, pool: Pool) -> Arc<Inputs> {
         let planned = &self.modules[module];
-        let tasks = st.bodies[module].tasks.clone();
-        let condition = st.bodies[module].skip_if.clone();
-        let Some(pool) = st.pool.clone() else {
-            unreachable!("the run holds its pool until every module has ended");
-        };
         let dependencies = planned
             .dependencies
             .iter()
@@ -301,39 +341,146 @@ impl Run {
                 )
             })
             .collect();
-        let inputs = Arc::new(Inputs {
+        Arc::new(Inputs {
             module: planned.name.clone(),
-            pool: pool.clone(),
+            pool,
             dependencies,
-        });
+        })
+    }
 
-        if let Some(condition) = condition {
-            drop(st);
-            let context = Context::new(inputs.clone(), 0);
-            let asked = catch(|| condition(&context));
-            drop(context);
-            st = self.state.lock();
-            let state = match asked {
-                Ok(false) => None,
-                Ok(true) => {
-                    st.modules[module].output = Some(Input::Skipped);
-                    Some(ModuleState::Skipped(SkipReason::Condition))
-                }
-                Err(message) => Some(ModuleState::Failed(vec![Failure::ConditionPanicked {
-                    message,
-                }])),
-            };
-            if let Some(state) = state {
-                let cancels = self.end(&mut st, module, state);
-                return self.cancel_all(st, cancels);
+    /// Submits the module's skip condition as a job of its own, one task of cap 1, whose end
+    /// comes to `condition_answered`; returns with the lock held again.
+    fn ask<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, RunState>,
+        module: usize,
+    ) -> MutexGuard<'a, RunState> {
+        st.modules[module].condition = ConditionStage::Asking;
+        let Some(pool) = st.pool.clone() else {
+            unreachable!("the run holds its pool until every module has ended");
+        };
+        drop(st);
+        let question = {
+            let run = self.clone();
+            move || run.ask_condition(module)
+        };
+        let submitted = pool.try_submit([question], 1);
+        drop(pool);
+        let Ok(job) = submitted else {
+            // The pool was shut down: nothing of the module runs.
+            let mut st = self.state.lock();
+            let _not_a_failure = self.end(&mut st, module, ModuleState::Cancelled);
+            return st;
+        };
+        let canceller = job.canceller();
+        let on_end = {
+            let run = self.clone();
+            move |answer| run.condition_answered(module, answer)
+        };
+        job.on_finish(on_end);
+        let st = self.state.lock();
+        if st.modules[module].condition == ConditionStage::Asking {
+            self.keep_canceller(st, module, canceller)
+        } else {
+            // The job ended already, and `condition_answered` has run.
+            st
+        }
+    }
+
+    /// The task of a condition's job, on a worker: asks the module's condition. A panic is the
+    /// pool's to catch and report, as for any task.
+    fn ask_condition(&self, module: usize) -> bool {
+        let st = self.state.lock();
+        let (Some(condition), Some(pool)) = (st.bodies[module].skip_if.clone(), st.pool.clone())
+        else {
+            unreachable!(
+                "a module being asked has a condition, and the run holds the conditions and \
+                 its pool until every module has ended"
+            );
+        };
+        let inputs = self.inputs(&st, module, pool);
+        drop(st);
+        condition(&Context::new(inputs, 0))
+    }
+
+    /// Called by the pool when a module's condition job ended: ends the module, or puts it back
+    /// on `ready` to be started.
+    fn condition_answered(
+        self: &Arc<Self>,
+        module: usize,
+        answer: Result<Vec<bool>, JobError<bool>>,
+    ) {
+        // The job's one task: its answer, or why it has none.
+        let answer = match answer {
+            Ok(mut answers) => answers.pop().ok_or(TaskError::Cancelled),
+            Err(err) => err
+                .into_results()
+                .pop()
+                .unwrap_or(Err(TaskError::Cancelled)),
+        };
+        let mut st = self.state.lock();
+        let slot = &mut st.modules[module];
+        slot.condition = ConditionStage::Answered;
+        slot.canceller = None;
+        let state = match answer {
+            Ok(false) => None,
+            Ok(true) => {
+                slot.output = Some(Input::Skipped);
+                Some(ModuleState::Skipped(SkipReason::Condition))
             }
-            if st.stopping {
-                // Fail-fast stopped the run while the condition was asked.
-                let _not_a_failure = self.end(&mut st, module, ModuleState::Cancelled);
-                return st;
+            Err(TaskError::Panicked(message)) => {
+                Some(ModuleState::Failed(vec![Failure::ConditionPanicked {
+                    message,
+                }]))
+            }
+            Err(TaskError::Cancelled) => Some(ModuleState::Cancelled),
+        };
+        match state {
+            // The drainer starts it, or cancels it if the run is stopping.
+            None => st.ready.push_back(module),
+            Some(state) => {
+                let cancels = self.end(&mut st, module, state);
+                st = self.cancel_all(st, cancels);
             }
         }
+        self.drain(st);
+        // A driver helping on a worker (`help_until_finished`) looks for work again.
+        self.finished.notify_all();
+    }
 
+    /// Keeps the canceller of a module's job just submitted and not ended yet, for fail-fast
+    /// and for a driver helping on a worker; or cancels the job, if the run began stopping
+    /// while it was submitted (the failure took only the cancellers it found).
+    fn keep_canceller<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, RunState>,
+        module: usize,
+        canceller: Canceller,
+    ) -> MutexGuard<'a, RunState> {
+        if st.stopping {
+            drop(st);
+            canceller.cancel();
+            self.state.lock()
+        } else {
+            st.modules[module].canceller = Some(canceller);
+            // A driver helping on a worker has a new job to run.
+            self.finished.notify_all();
+            st
+        }
+    }
+
+    /// Submits the module's tasks as one job; returns with the lock held again.
+    fn start<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, RunState>,
+        module: usize,
+    ) -> MutexGuard<'a, RunState> {
+        let cap = self.modules[module].cap;
+        let tasks = st.bodies[module].tasks.clone();
+        let Some(pool) = st.pool.clone() else {
+            unreachable!("the run holds its pool until every module has ended");
+        };
+        let inputs = self.inputs(&st, module, pool.clone());
         st.modules[module].start = Some(self.now());
         self.emit(&st, module, None);
         drop(st);
@@ -343,20 +490,12 @@ impl Run {
             let probe = probe.clone();
             Box::new(move |outcome| run.job_ended(module, outcome, &probe))
         };
-        let submitted = tasks.submit(&pool, planned.cap, inputs, probe, on_end);
+        let submitted = tasks.submit(&pool, cap, inputs, probe, on_end);
         drop((pool, tasks));
         let mut st = self.state.lock();
         match submitted {
             Ok(canceller) if st.modules[module].state.is_none() => {
-                if st.stopping {
-                    drop(st);
-                    canceller.cancel();
-                    st = self.state.lock();
-                } else {
-                    st.modules[module].canceller = Some(canceller);
-                    // A driver helping on a worker has a new job to run.
-                    self.finished.notify_all();
-                }
+                st = self.keep_canceller(st, module, canceller);
             }
             // The job ended already, inside `submit`.
             Ok(_) => {}
