@@ -40,7 +40,7 @@
 //! assert_eq!(sturdy.len(), 20);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
@@ -50,6 +50,7 @@ mod human;
 mod job;
 mod pool;
 mod scheduler;
+mod scope;
 mod sync;
 mod unwind;
 
@@ -62,6 +63,7 @@ pub use error::{
 };
 pub use job::{Canceller, Completions, JobHandle, Progress};
 pub use pool::{Pool, PoolBuilder};
+pub use scope::Scope;
 
 #[cfg(doctest)]
 mod compile_fail;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::error::{BuildError, SubmitError, SubmitErrorKind};
 use crate::job::{self, JobHandle};
 use crate::scheduler::{worker, Registry};
+use crate::scope::Scope;
 use crate::sync::{thread, Mutex};
 
 /// The time slice used when the builder is not given one; see [`PoolBuilder::time_slice`].
@@ -161,6 +162,64 @@ impl Pool {
             Ok(handle) => Ok(handle),
             Err((kind, tasks)) => Err(SubmitError::new(kind, tasks.into())),
         }
+    }
+
+    /// Opens a scope in which jobs may borrow from the caller's stack, as `std::thread::scope`
+    /// and rayon's `scope` allow: [`Scope::submit`] takes tasks that need not be `'static`.
+    /// Returns what `body` returns, once every job submitted in the scope has finished and every
+    /// one of its tasks has run or been dropped, also when a task or `body` panics (then the
+    /// panic of `body` is resumed here; a task's panic reaches its job's handle as usual).
+    ///
+    /// Caps, nesting and waits work inside a scope as they do outside: a task may open a scope
+    /// of its own, even in a pool of one thread (the waiting worker runs the scope's tasks). The
+    /// results of a scoped job must be `'static`: they outlive the scope in the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::Pool;
+    ///
+    /// let pool = Pool::new(4);
+    /// let files: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 1000]).collect();
+    /// let sums = pool.scope(|s| {
+    ///     // No `Arc`, no clones: the tasks borrow `files`, two at a time.
+    ///     s.submit(files.iter().map(|f| move || f.iter().map(|&b| b as u64).sum::<u64>()), 2)
+    ///         .wait()
+    ///         .unwrap()
+    /// });
+    /// assert_eq!(sums[3], 3000);
+    /// ```
+    ///
+    /// A task cannot borrow what the scope may outlive:
+    ///
+    /// ```compile_fail
+    /// let pool = jobpool::Pool::new(1);
+    /// pool.scope(|s| {
+    ///     let local = vec![1, 2, 3];
+    ///     s.submit(vec![|| local.len()], 1); // `local` is dropped while the scope may still run it
+    /// });
+    /// ```
+    ///
+    /// The scope cannot be smuggled out of its body:
+    ///
+    /// ```compile_fail
+    /// let pool = jobpool::Pool::new(1);
+    /// let mut outside = None;
+    /// pool.scope(|s| outside = Some(s));
+    /// ```
+    ///
+    /// A result cannot carry a borrow out of the scope:
+    ///
+    /// ```compile_fail
+    /// let pool = jobpool::Pool::new(1);
+    /// let data = vec![1, 2, 3];
+    /// let job = pool.scope(|s| s.submit(vec![|| &data[..]], 1));
+    /// ```
+    pub fn scope<'env, B, R>(&self, body: B) -> R
+    where
+        B: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
+        crate::scope::scope(self, body)
     }
 
     /// Stops taking jobs, lets every accepted task run, and joins the worker threads.

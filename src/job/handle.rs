@@ -24,7 +24,7 @@ use crate::sync::Instant;
 /// ```
 #[must_use = "dropping a JobHandle detaches the job: it runs, but its results are lost"]
 pub struct JobHandle<T> {
-    job: Arc<dyn JobControl<T>>,
+    pub(super) job: Arc<dyn JobControl<T>>,
     cancel: Arc<dyn Cancel>,
 }
 
@@ -240,7 +240,10 @@ impl<T: Send + 'static> JobHandle<T> {
     /// ```
     pub fn completions(self) -> Completions<T> {
         self.job.start_log();
-        Completions { handle: self }
+        Completions {
+            handle: self,
+            waiting: false,
+        }
     }
 
     /// Runs `callback` with the job's results when it finishes, instead of waiting for them.
@@ -338,7 +341,10 @@ impl fmt::Debug for Canceller {
 /// }
 /// ```
 pub struct Completions<T> {
-    handle: JobHandle<T>,
+    pub(super) handle: JobHandle<T>,
+    /// Whether the last [`poll_next`](Completions::poll_next) returned `Pending`, leaving a
+    /// waker in the job that a drop must take back (`future.rs`).
+    pub(super) waiting: bool,
 }
 
 impl<T: Send + 'static> Completions<T> {
@@ -451,4 +457,16 @@ pub struct Progress {
     pub cap: usize,
     /// The most tasks of the job that ever ran at once.
     pub peak_running: usize,
+}
+
+impl<T: Send + 'static> JobHandle<T> {
+    /// A call that blocks until the job has finished (running its tasks meanwhile when made on
+    /// one of the pool's workers, as `wait` does), whatever happens to this handle: for a
+    /// `Scope`, which must outlive every job submitted in it.
+    pub(crate) fn finish_waiter(&self) -> Box<dyn FnOnce() + Send> {
+        let job = self.job.clone();
+        Box::new(move || {
+            job.wait_until(None);
+        })
+    }
 }
