@@ -15,6 +15,8 @@
 //!   awaited job's tasks itself, so nesting never deadlocks, even with one thread.
 //! - A panicking task does not take its worker down: the panic is reported on its job's
 //!   handle, and the job's other tasks still run.
+//! - [`Pool::scope`] runs jobs whose tasks borrow from the caller's stack, as
+//!   `std::thread::scope` does for threads.
 //!
 //! # The dependency graph
 //!

@@ -227,6 +227,10 @@ impl Dag {
     /// at their outputs). A skipped module runs none of its tasks; its dependents still run, and
     /// can tell it was skipped with [`Context::skipped`]. A panicking condition fails the module.
     ///
+    /// The condition is asked on one of the pool's threads, as a task of its own, so a slow
+    /// condition holds back no other module; like a task, a condition that blocks until
+    /// another module's task has run needs another free worker for that task.
+    ///
     /// # Errors
     ///
     /// [`DagError::UnknownModule`] if no module is named `module`.
