@@ -8,8 +8,8 @@
 //! tasks, so criterion's "thrpt" line reads as tasks per second; its time divided by the task
 //! count is the cost per task. Pools are built once per group, outside the measured loop.
 //!
-//! `cargo bench --bench pool`; a comparison with other ways of capping concurrency is in
-//! `benches/strategies.rs` and `examples/compare_strategies.rs`.
+//! `cargo bench -p jobpool-bench --bench pool`; a comparison with other ways of capping
+//! concurrency is in `benches/strategies.rs` and `examples/compare_strategies.rs`.
 
 use std::time::Duration;
 

@@ -25,7 +25,10 @@ pub fn run<B: Body>(pool: &Pool, jobs: &[JobSpec<B>]) -> Report {
     if B::TRACKED {
         // The pool's own count of tokens taken at once, to set beside the tasks' probes.
         for handle in &handles {
-            while handle.wait_timeout(std::time::Duration::from_secs(60)).is_err() {}
+            while handle
+                .wait_timeout(std::time::Duration::from_secs(60))
+                .is_err()
+            {}
         }
         report.pool_peaks = Some(handles.iter().map(|h| h.progress().peak_running).collect());
     }

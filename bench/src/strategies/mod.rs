@@ -13,9 +13,6 @@
 //!
 //! The workloads, task bodies and lower bounds are in `workload.rs`.
 
-// Each of the two targets that include this module uses a different part of it.
-#![allow(dead_code)]
-
 pub mod chan_of_chans;
 pub mod pool_per_job;
 pub mod queue_pool;

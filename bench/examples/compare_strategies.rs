@@ -2,10 +2,10 @@
 //! one table.
 //!
 //! ```text
-//! cargo run --release --example compare_strategies             # 7 rounds, ~1-2 minutes
-//! cargo run --release --example compare_strategies -- --quick  # 2 rounds
-//! cargo run --release --example compare_strategies -- --rounds 11
-//! cargo run --release --example compare_strategies -- --only W2,W5
+//! cargo run --release -p jobpool-bench --example compare_strategies             # 7 rounds
+//! cargo run --release -p jobpool-bench --example compare_strategies -- --quick  # 2 rounds
+//! cargo run --release -p jobpool-bench --example compare_strategies -- --rounds 11
+//! cargo run --release -p jobpool-bench --example compare_strategies -- --only W2,W5
 //! ```
 //!
 //! Strategies run interleaved (every strategy once per round, the order rotating each round),
@@ -19,17 +19,14 @@
 //! 1 us tasks. A strategy that lets a job exceed its cap is marked as breaking it; its times
 //! are a baseline, not a result.
 //!
-//! The strategies are in `benches/strategies/`; criterion benchmarks of W1, W2 and W5 are in
-//! `benches/strategies.rs`.
-
-#[path = "../benches/strategies/mod.rs"]
-mod strategies;
+//! The strategies are in `bench/src/strategies/`; criterion benchmarks of W1, W2 and W5 are
+//! in `bench/benches/strategies.rs`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use strategies::workload::{self, Score, Work, Workload};
-use strategies::{Blocks, Kind, Report, Strategy};
+use jobpool_bench::strategies::workload::{self, Score, Work, Workload};
+use jobpool_bench::strategies::{Blocks, Kind, Report, Strategy};
 
 /// W5's CPU work in all, in milliseconds (a run takes about this / N).
 const W5_WORK_MS: u64 = 120;

@@ -1,5 +1,5 @@
 //! Issue 4 under criterion: the ways to cap concurrency per job (see
-//! `benches/strategies/mod.rs`), compared per workload, one criterion group per workload.
+//! `src/strategies/mod.rs`), compared per workload, one criterion group per workload.
 //!
 //! - W1: one job of 100 000 empty tasks, k = N.
 //! - W2: 10 000 jobs of 8 empty tasks, k = 2.
@@ -7,10 +7,7 @@
 //!
 //! N is the number of cores. Throughput is in tasks. Criterion times runs only: whether each
 //! strategy kept its caps, the sleeping workloads (W3, W4) and the whole table with targets
-//! are in `cargo run --release --example compare_strategies`.
-
-#[path = "strategies/mod.rs"]
-mod strategies;
+//! are in `cargo run --release -p jobpool-bench --example compare_strategies`.
 
 use std::time::Duration;
 
@@ -18,8 +15,8 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use strategies::workload::{self, Workload};
-use strategies::{Kind, Strategy};
+use jobpool_bench::strategies::workload::{self, Workload};
+use jobpool_bench::strategies::{Kind, Strategy};
 
 /// Milliseconds of CPU work in W5 (so about this / N per run).
 const W5_WORK_MS: u64 = 60;

@@ -11,7 +11,7 @@
 //! For the first two, the bench also prints the makespan against the lower bound
 //! `max(critical path, total work / N)`, computed from the measured task times. The tasks
 //! sleep rather than spin, so that the figure measures the scheduling rather than how busy the
-//! machine's cores are. Run with `cargo bench --bench dag`; add `-- --quick` for a short run.
+//! machine's cores are. Run with `cargo bench -p jobpool-bench --bench dag`; add `-- --quick` for a short run.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;

@@ -1,0 +1,18 @@
+//! Benchmarks of `jobpool`, kept out of the library's own package so that building the
+//! library, its examples and its tests never builds criterion or rayon.
+//!
+//! - `benches/pool.rs`: the core pool against rayon on empty tasks (criterion).
+//! - `benches/strategies.rs`: the ways to cap concurrency per job, under criterion.
+//! - `benches/dag.rs`: how close the dependency graph comes to the best schedule.
+//! - `examples/compare_strategies.rs`: every strategy on W1-W5, interleaved, in one table.
+//!
+//! ```text
+//! cargo bench -p jobpool-bench                      # every suite
+//! cargo bench -p jobpool-bench --bench pool
+//! cargo run --release -p jobpool-bench --example compare_strategies
+//! ```
+//!
+//! The strategies themselves are in [`strategies`]; the figures they gave are in the
+//! repository's README.
+
+pub mod strategies;
