@@ -63,7 +63,7 @@ pub use dag::{
 pub use error::{
     BuildError, JobError, SubmitError, SubmitErrorKind, TaskError, TimedOut, ZeroCapError,
 };
-pub use job::{Canceller, Completions, JobHandle, Progress};
+pub use job::{Canceller, Completions, JobFuture, JobHandle, Progress};
 pub use pool::{Pool, PoolBuilder};
 pub use scope::Scope;
 

@@ -13,6 +13,23 @@ use crate::sync::Instant;
 /// Dropping a handle without waiting *detaches* the job: it still runs to the end, and its
 /// results are dropped.
 ///
+/// # Which calls block
+///
+/// - Block the calling thread: [`wait`](Self::wait), [`wait_timeout`](Self::wait_timeout), and
+///   taking results from [`Completions`] as an iterator ([`next`](Completions::next),
+///   [`next_timeout`](Completions::next_timeout)). On one of the pool's own workers they run
+///   the job's tasks meanwhile. Dropping the last [`Pool`](crate::Pool) handle and
+///   [`Pool::shutdown`](crate::Pool::shutdown) block too, until the accepted work is done.
+/// - Never block, and never run a task: `.await` on the handle (it is
+///   [`IntoFuture`](std::future::IntoFuture), to a [`JobFuture`](crate::JobFuture)) and
+///   [`Completions::poll_next`] / [`Completions::next_async`]. Use these in async code, with
+///   any executor: they are woken through `std`'s [`Waker`](std::task::Waker). Inside one of
+///   the pool's own tasks use `wait` (see [`JobFuture`](crate::JobFuture) for why).
+/// - Return at once: everything else ([`progress`](Self::progress), [`cancel`](Self::cancel),
+///   [`set_cap`](Self::set_cap), [`completions`](Self::completions), ...).
+///   [`on_finish`](Self::on_finish) runs the callback on the calling thread if the job has
+///   finished already.
+///
 /// # Examples
 ///
 /// ```
@@ -21,6 +38,35 @@ use crate::sync::Instant;
 /// let pool = Pool::new(4);
 /// let job = pool.submit((1..=10).map(|i| move || i * i), 2);
 /// assert_eq!(job.wait().unwrap(), vec![1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
+/// ```
+///
+/// In async code, await it instead (any executor; this one is a minimal `block_on`, in full in
+/// [`JobFuture`](crate::JobFuture)'s example):
+///
+/// ```
+/// # use std::future::Future;
+/// # use std::sync::Arc;
+/// # use std::task::{Context, Poll, Wake, Waker};
+/// # struct Unpark(std::thread::Thread);
+/// # impl Wake for Unpark {
+/// #     fn wake(self: Arc<Self>) { self.0.unpark(); }
+/// # }
+/// # fn block_on<F: Future>(future: F) -> F::Output {
+/// #     let mut future = std::pin::pin!(future);
+/// #     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+/// #     let mut cx = Context::from_waker(&waker);
+/// #     loop {
+/// #         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) { return output; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// use jobpool::Pool;
+///
+/// let pool = Pool::new(4);
+/// let job = pool.submit((1..=10).map(|i| move || i * i), 2);
+/// let squares = block_on(async { job.await })?;
+/// assert_eq!(squares.iter().sum::<i32>(), 385);
+/// # Ok::<(), jobpool::JobError<i32>>(())
 /// ```
 #[must_use = "dropping a JobHandle detaches the job: it runs, but its results are lost"]
 pub struct JobHandle<T> {
@@ -34,6 +80,8 @@ impl<T: Send + 'static> JobHandle<T> {
     }
 
     /// Blocks until every task has finished; returns their results in submission order.
+    /// In async code, `.await` the handle instead: the same results, without blocking (see
+    /// [`JobFuture`](crate::JobFuture)).
     ///
     /// Called from one of the pool's own tasks, `wait` does not block the worker while the
     /// job has work it may start: the worker runs the job's tasks itself (within the job's cap),
@@ -327,6 +375,10 @@ impl fmt::Debug for Canceller {
 ///
 /// Each item is `(task index, result)`. The iterator ends when every task has been reported;
 /// cancelled tasks are reported as `Err(TaskError::Cancelled)`.
+///
+/// As an iterator it blocks for each result. Async code takes them with
+/// [`poll_next`](Completions::poll_next) or [`next_async`](Completions::next_async) instead,
+/// which never block.
 ///
 /// # Examples
 ///

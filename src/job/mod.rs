@@ -3,21 +3,25 @@
 //! The token protocol between jobs and the run queue is described in
 //! `src/scheduler/README.md`; the rule numbers in comments below refer to it.
 
+mod future;
 mod handle;
 mod state;
 
+pub use future::JobFuture;
 pub use handle::{Canceller, Completions, JobHandle, Progress};
 
 use crossbeam::utils::CachePadded;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::error::JobError;
+use crate::error::{JobError, TaskError};
 use crate::scheduler::{worker, Registry, Schedulable};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Instant, Mutex, MutexGuard};
 use crate::unwind::{call_quietly, catch, drop_each_quietly};
+use future::wake_quietly;
 use state::{ChunkOutcomes, Failure, FinishCallback, JobState};
 
 /// A chunk of tasks claimed at once should take about this long to run. Chunks start at one
@@ -119,6 +123,8 @@ struct Settled<T> {
     push: bool,
     /// `Some` when the job just finished: the callback to call, if one was registered.
     finished: Option<Option<CallbackCall<T>>>,
+    /// The async waiter's waker, when it has something to take (rule 8).
+    wake: Option<Waker>,
 }
 
 /// A completion callback with the results it is to be called with.
@@ -157,6 +163,9 @@ where
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
         let mut chunk_len = 1;
+        // The async waiter's waker, taken after a chunk was recorded and woken after the next
+        // claim, once the lock is released (rule 8).
+        let mut wake: Option<Waker> = None;
         // One clock read per chunk (the end of one chunk is the start of the next), and one
         // per task only for a worker waiting with a deadline.
         let slice_start = Instant::now();
@@ -171,6 +180,9 @@ where
             drop(st);
             if push {
                 self.registry.push(self.clone(), self.service.load(Relaxed));
+            }
+            if let Some(waker) = wake.take() {
+                wake_quietly(waker);
             }
             // Read after this worker's own push, which may have bumped it.
             let yield_requests = self.registry.yield_requests();
@@ -264,6 +276,7 @@ where
             if st.result_waiters > 0 {
                 self.progress.notify_all();
             }
+            wake = st.waker_to_wake();
         }
     }
 
@@ -318,7 +331,12 @@ where
         } else {
             None
         };
-        Settled { push, finished }
+        let wake = st.waker_to_wake();
+        Settled {
+            push,
+            finished,
+            wake,
+        }
     }
 
     /// Carries out what `settle` decided, with the job's lock released.
@@ -336,6 +354,11 @@ where
                 // dropped); its message was printed by the panic hook already.
                 call_quietly(|| callback(results));
             }
+        }
+        // Last, as the callback: a waker may run its task at once, and that task may drop the
+        // last `Pool` handle (rule 8).
+        if let Some(waker) = settled.wake {
+            wake_quietly(waker);
         }
     }
 
@@ -475,6 +498,14 @@ pub(crate) trait JobControl<T>: Send + Sync {
     fn take_results(&self) -> Result<Vec<T>, JobError<T>>;
     fn start_log(&self);
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T>;
+    /// Never blocks: the results once the job has finished, else `Pending` with `cx`'s waker
+    /// left for whoever finishes it (rule 8).
+    fn poll_finish(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<T>, JobError<T>>>;
+    /// Never blocks: the next result or the end, else `Pending` with `cx`'s waker left for
+    /// whoever records a result (rule 8).
+    fn poll_completion(&self, cx: &mut Context<'_>) -> Poll<Next<T>>;
+    /// Takes back the waker a `Pending` poll left, when its future goes away.
+    fn forget_waker(&self);
     fn set_cap(self: Arc<Self>, cap: usize);
     fn progress(&self) -> Progress;
     fn on_finish(self: Arc<Self>, callback: FinishCallback<T>);
@@ -522,7 +553,7 @@ where
 
 /// The answer of `JobControl::next_completion`.
 pub(crate) enum Next<T> {
-    Ready(usize, Result<T, crate::TaskError>),
+    Ready(usize, Result<T, TaskError>),
     TimedOut,
     Exhausted,
 }
@@ -547,13 +578,20 @@ where
     }
 
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T> {
-        let next = self.wait_for(deadline, Awaited::Result, |st| {
-            match st.log.as_mut().and_then(|log| log.pop_front()) {
-                Some(index) => Some(Next::Ready(index, st.take_outcome(index))),
-                None => st.is_finished().then_some(Next::Exhausted),
-            }
-        });
+        let next = self.wait_for(deadline, Awaited::Result, JobState::next_outcome);
         next.unwrap_or(Next::TimedOut)
+    }
+
+    fn poll_finish(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<T>, JobError<T>>> {
+        self.poll_for(cx, |st| st.is_finished().then(|| st.take_results()))
+    }
+
+    fn poll_completion(&self, cx: &mut Context<'_>) -> Poll<Next<T>> {
+        self.poll_for(cx, JobState::next_outcome)
+    }
+
+    fn forget_waker(&self) {
+        self.drop_waker();
     }
 
     fn set_cap(self: Arc<Self>, cap: usize) {

@@ -1,7 +1,9 @@
 //! A job's state under its lock: pending tasks, tokens, and every task's outcome.
 
 use std::collections::VecDeque;
+use std::task::Waker;
 
+use super::Next;
 use crate::error::{JobError, TaskError};
 
 /// The named states of one task's result slot.
@@ -96,6 +98,11 @@ pub(crate) struct JobState<F, T> {
     /// Set once the job's end was reported to the registry and the callback.
     pub(crate) finish_reported: bool,
     pub(crate) on_finish: Option<FinishCallback<T>>,
+    /// The waker of the task awaiting the job from async code (a `JobFuture`, or a
+    /// `Completions` polled with `poll_next`), left by a poll that found nothing to take, and
+    /// taken by whoever gives it something (README.md, rule 8). One slot is enough: awaiting a
+    /// `JobHandle` and `completions` both consume it, so a job has at most one async waiter.
+    pub(crate) waker: Option<Waker>,
 }
 
 impl<F, T> JobState<F, T> {
@@ -124,6 +131,7 @@ impl<F, T> JobState<F, T> {
             log: None,
             finish_reported: false,
             on_finish: None,
+            waker: None,
         }
     }
 
@@ -240,6 +248,39 @@ impl<F, T> JobState<F, T> {
             tasks.extend(run);
         }
         tasks
+    }
+
+    /// The next outcome for a `Completions` consumer: `Ready` with the first task in the log,
+    /// `Exhausted` once every task has been reported, `None` while neither (the caller waits).
+    pub(crate) fn next_outcome(&mut self) -> Option<Next<T>> {
+        match self.log.as_mut().and_then(|log| log.pop_front()) {
+            Some(index) => Some(Next::Ready(index, self.take_outcome(index))),
+            None => self.is_finished().then_some(Next::Exhausted),
+        }
+    }
+
+    /// Takes the async waiter's waker if the waiter now has something to take (rule 8), for
+    /// the caller to wake once the lock is released. With no async waiter, one branch: this
+    /// runs after every recorded chunk.
+    #[inline]
+    pub(crate) fn waker_to_wake(&mut self) -> Option<Waker> {
+        if self.waker.is_some() {
+            self.waker_if_news()
+        } else {
+            None
+        }
+    }
+
+    /// The waker, if the job finished or (for a `Completions` consumer, the only waiter with a
+    /// log) a result waits in the log.
+    #[cold]
+    fn waker_if_news(&mut self) -> Option<Waker> {
+        let news = self.is_finished() || self.log.as_ref().is_some_and(|log| !log.is_empty());
+        if news {
+            self.waker.take()
+        } else {
+            None
+        }
     }
 
     /// Starts the completion log with the tasks that finished already, in index order.
