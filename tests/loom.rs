@@ -332,3 +332,79 @@ fn a_job_queued_while_every_worker_is_busy_asks_them_to_yield() {
         assert_eq!(runs.load(SeqCst), 5);
     });
 }
+
+/// A waker for `block_on` below: a flag under loom's lock, and loom's condition variable.
+/// (loom's own `future::block_on` needs its `futures` feature.)
+#[derive(Default)]
+struct Wakeup {
+    woken: loom::sync::Mutex<bool>,
+    changed: loom::sync::Condvar,
+}
+
+impl std::task::Wake for Wakeup {
+    fn wake(self: Arc<Self>) {
+        *self.woken.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Polls `future` until it is ready, blocking on the waker between polls. A lost wake-up
+/// leaves this thread blocked for good, and with it every thread of the model (the pool's
+/// workers sleep once no job is runnable), which loom reports as a deadlock.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let wakeup = Arc::new(Wakeup::default());
+    let waker = std::task::Waker::from(wakeup.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        let mut woken = wakeup.woken.lock().unwrap();
+        while !*woken {
+            woken = wakeup.changed.wait(woken).unwrap();
+        }
+        *woken = false;
+    }
+}
+
+/// Rule 8: a future awaits a job while the only worker runs and records its tasks. Whether the
+/// poll leaves its waker before or after the last outcome is recorded, the future is woken.
+#[test]
+fn awaiting_a_job_never_loses_its_wake_up() {
+    model(3, || {
+        let pool = Pool::new(1);
+        let job = pool.submit(vec![|| 1, || 2], 1);
+        let results = block_on(std::future::IntoFuture::into_future(job));
+        assert_eq!(results.unwrap(), vec![1, 2]);
+    });
+}
+
+/// The same for `Completions::poll_next`, where a lost wake-up between two results would only
+/// delay the first unless the second waits for it: the second task runs only once the consumer
+/// has seen the first result. The worker keeps its token between the two tasks, so the first
+/// wake-up is the one it carries to its next claim (rule 8); the second comes with the end.
+#[test]
+fn polling_completions_never_loses_a_wake_up() {
+    model(3, || {
+        let pool = Pool::new(1);
+        let first_seen = Signal::new();
+        let waits = first_seen.clone();
+        let tasks: Vec<Box<dyn FnOnce() -> i32 + Send>> = vec![
+            Box::new(|| 1),
+            Box::new(move || {
+                waits.wait();
+                2
+            }),
+        ];
+        let mut results = pool.submit(tasks, 1).completions();
+        let seen = block_on(async {
+            let first = results.next_async().await.map(|(i, r)| (i, r.unwrap()));
+            first_seen.set();
+            let second = results.next_async().await.map(|(i, r)| (i, r.unwrap()));
+            let end = results.next_async().await.map(|(i, _)| i);
+            (first, second, end)
+        });
+        assert_eq!(seen, (Some((0, 1)), Some((1, 2)), None));
+    });
+}
