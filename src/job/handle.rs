@@ -18,8 +18,10 @@ use crate::sync::Instant;
 /// - Block the calling thread: [`wait`](Self::wait), [`wait_timeout`](Self::wait_timeout), and
 ///   taking results from [`Completions`] as an iterator ([`next`](Completions::next),
 ///   [`next_timeout`](Completions::next_timeout)). On one of the pool's own workers they run
-///   the job's tasks meanwhile. Dropping the last [`Pool`](crate::Pool) handle and
-///   [`Pool::shutdown`](crate::Pool::shutdown) block too, until the accepted work is done.
+///   the job's tasks meanwhile. Outside the handle, [`Pool::scope`](crate::Pool::scope) and
+///   [`Dag::run`](crate::Dag::run) block until their jobs are done, and dropping the last
+///   [`Pool`](crate::Pool) handle and [`Pool::shutdown`](crate::Pool::shutdown) until every
+///   accepted task is.
 /// - Never block, and never run a task: `.await` on the handle (it is
 ///   [`IntoFuture`](std::future::IntoFuture), to a [`JobFuture`](crate::JobFuture)) and
 ///   [`Completions::poll_next`] / [`Completions::next_async`]. Use these in async code, with
