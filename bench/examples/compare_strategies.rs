@@ -23,6 +23,7 @@
 //! in `bench/benches/strategies.rs`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use jobpool_bench::strategies::workload::{self, Score, Work, Workload};
@@ -174,8 +175,6 @@ fn run_checked(
     (elapsed, probes.last().and_then(|p| p.latency()))
 }
 
-use std::sync::atomic::Ordering::Relaxed;
-
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()
 }
@@ -197,39 +196,45 @@ fn spread(values: &[f64]) -> (f64, f64) {
     (min, max)
 }
 
-/// `median [min-max]` with `digits` decimals.
-fn summary(values: &[f64], digits: usize) -> String {
+/// `median [min-max]`, with as many decimals as the kind of figure needs.
+fn summary(values: &[f64], score: Score) -> String {
     let (min, max) = spread(values);
-    format!(
-        "{:.d$} [{:.d$}-{:.d$}]",
-        median(values),
-        min,
-        max,
-        d = digits
-    )
+    let med = median(values);
+    let digits = match score {
+        // ns per task: three significant digits or so.
+        Score::NsPerTask if med >= 100.0 => 0,
+        Score::NsPerTask if med >= 10.0 => 1,
+        Score::NsPerTask => 2,
+        Score::MakespanOverBound | Score::SmallJobLatency => 3,
+    };
+    format!("{med:.digits$} [{min:.digits$}-{max:.digits$}]")
 }
 
-/// One target of jobpool's: a figure, the limit it must stay within, and what it is.
+/// One of jobpool's figures: its value and, for a target, the limit it must stay within.
 struct Target {
     workload: &'static str,
     what: String,
     value: f64,
-    limit: f64,
+    /// `None`: a comparison reported for information, with no target.
+    limit: Option<f64>,
 }
 
 impl Target {
     fn met(&self) -> bool {
-        self.value <= self.limit
+        self.limit.map_or(true, |limit| self.value <= limit)
     }
 
     fn cell(&self) -> String {
-        format!(
-            "{} {:.3} <= {:.2}: {}",
-            self.what,
-            self.value,
-            self.limit,
-            if self.met() { "met" } else { "MISSED" }
-        )
+        match self.limit {
+            Some(limit) => format!(
+                "{} {:.3} <= {:.2}: {}",
+                self.what,
+                self.value,
+                limit,
+                if self.met() { "met" } else { "MISSED" }
+            ),
+            None => format!("{} {:.3} (no target)", self.what, self.value),
+        }
     }
 }
 
@@ -353,10 +358,11 @@ fn main() {
         println!("  {:<3} {}", t.workload, t.cell());
     }
     let missed = targets.iter().filter(|t| !t.met()).count();
+    let with_limit = targets.iter().filter(|t| t.limit.is_some()).count();
     println!(
         "{} of {} targets met; whole run {:.0?}; load average now {}",
-        targets.len() - missed,
-        targets.len(),
+        with_limit - missed,
+        with_limit,
         started.elapsed(),
         load_average()
     );
@@ -364,6 +370,28 @@ fn main() {
         println!("(--quick: 2 rounds; medians of so few runs are rough)");
     }
 }
+
+/// What the columns of the tables mean, printed above them.
+const LEGEND: &str = "\
+Columns of each table (one row per strategy; figures are medians over the rounds):
+  score     ns/task: a run's wall time / its tasks (W1, W2); makespan/LB: a run's wall
+            time / the lower bound LB (W3, W5); latency/ref: the small job's latency /
+            one task of the big job plus the small job's own work (W4). [min-max] over
+            the rounds. Lower is better.
+  ms        run ms: a run's wall time; in W4, small ms: the small job's latency.
+  caps      the job that came closest to its cap, as most tasks seen at once / cap,
+            over every checked run: ok (held), BROKEN (a capping strategy exceeded
+            it), or none (an uncapped baseline, which ignores caps).
+  peak/N    the most tasks of all jobs seen at once / the N threads the workload is
+            given; above N, the strategy ran more threads than N.
+  blocked   time per run that workers sat blocked on a job's cap while other jobs had
+            tasks waiting to start, then such blocks / all blocks on caps per run
+            (no blocks: a worker never waited on a cap);
+            never: it cannot block on a cap (channel of channels: and its stalls,
+            waits on an open, empty job channel, in all runs); -: no caps to block
+            on, or no shared queue.
+  W1 and W2 time empty tasks; their caps, peak/N and blocked columns come from
+  separate runs of the same jobs with 1 us tasks.";
 
 /// Prints the table and returns jobpool's targets.
 fn report(
@@ -373,72 +401,62 @@ fn report(
     checks: &[Vec<Check>],
 ) -> Vec<Target> {
     let index = |kind: Kind| Kind::ALL.iter().position(|&k| k == kind).unwrap();
-    let (jobpool, rayon, floor) = (
+    let (jobpool, spawn, par_iter, floor) = (
         index(Kind::TokenCount),
-        index(Kind::UncappedRayon),
+        index(Kind::UncappedRayonSpawn),
+        index(Kind::UncappedRayonParIter),
         index(Kind::StaticPartition),
     );
+    println!();
+    println!("{LEGEND}");
     let mut targets = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
         println!();
         println!("== {}: {}", w.name, w.title);
-        let (unit, digits) = match w.score {
-            Score::NsPerTask => ("ns/task", 1),
+        let (unit, ms_column) = match w.score {
+            Score::NsPerTask => ("ns/task", "run ms"),
             Score::MakespanOverBound => {
                 let lb = w.lower_bound(|work| clock.length(work));
-                println!("   lower bound LB = {:.2} ms", lb.as_secs_f64() * 1e3);
-                ("makespan/LB", 3)
+                println!("  lower bound LB = {:.2} ms", lb.as_secs_f64() * 1e3);
+                ("makespan/LB", "run ms")
             }
             Score::SmallJobLatency => {
                 let r = small_job_reference(w, clock);
                 println!(
-                    "   reference = one big task + the small job's own work = {:.2} ms",
+                    "  ref = one big task + the small job's own work = {:.2} ms",
                     r.as_secs_f64() * 1e3
                 );
-                ("latency/ref", 3)
+                ("latency/ref", "small ms")
             }
         };
         println!(
-            "   {:<27} {:>24} {:>22} {:>11} {:>13} {:>9}  blocked while work runnable",
+            "  {:<25} {:>21} {:>7} {:>10} {:>6}  blocked",
             "strategy",
-            format!("{unit} med [min-max]"),
-            "makespan ms",
-            "small job",
-            "peak/cap",
+            format!("{unit} [min-max]"),
+            ms_column,
+            "caps",
             "peak/N",
         );
         for (si, kind) in Kind::ALL.iter().enumerate() {
             let s = &samples[wi][si];
             let scores: Vec<f64> = s.iter().map(|x| x.score).collect();
-            let ms: Vec<f64> = s.iter().map(|x| x.elapsed.as_secs_f64() * 1e3).collect();
-            let small: Vec<f64> = s
-                .iter()
-                .filter_map(|x| x.small_latency)
-                .map(|d| d.as_secs_f64() * 1e3)
-                .collect();
-            let check = &checks[wi][si];
-            let held = check.caps_held(w);
-            let mark = if held {
-                ""
-            } else if kind.enforces_caps() {
-                "  CAP BROKEN"
+            let ms: Vec<f64> = if w.score == Score::SmallJobLatency {
+                s.iter()
+                    .filter_map(|x| x.small_latency)
+                    .map(|d| d.as_secs_f64() * 1e3)
+                    .collect()
             } else {
-                "  (uncapped)"
+                s.iter().map(|x| x.elapsed.as_secs_f64() * 1e3).collect()
             };
+            let check = &checks[wi][si];
             println!(
-                "   {:<27} {:>24} {:>22} {:>11} {:>13} {:>9}  {}{}",
+                "  {:<25} {:>21} {:>7.1} {:>10} {:>6}  {}",
                 kind.name(),
-                summary(&scores, digits),
-                summary(&ms, 1),
-                if w.score == Score::SmallJobLatency {
-                    format!("{:.2} ms", median(&small))
-                } else {
-                    "-".into()
-                },
-                peak_cell(w, check),
+                summary(&scores, w.score),
+                median(&ms),
+                caps_cell(*kind, w, check),
                 format!("{}/{}", check.run_peak, w.threads),
                 blocked_cell(*kind, check),
-                mark
             );
         }
         // jobpool's targets for this workload, from per-round paired ratios.
@@ -449,91 +467,94 @@ fn report(
                 .map(|(a, b)| a.score / b.score)
                 .collect()
         };
-        let mut add = |what: String, values: Vec<f64>, limit: f64| {
+        let mut add = |what: &str, values: Vec<f64>, limit: Option<f64>| {
             let t = Target {
                 workload: w.name,
-                what,
+                what: what.into(),
                 value: median(&values),
                 limit,
             };
-            println!(
-                "   target: {}  (per round: {})",
-                t.cell(),
-                summary(&values, 3)
-            );
+            let per_round = summary(&values, Score::MakespanOverBound);
+            println!("  {}  (per round: {per_round})", t.cell());
             targets.push(t);
         };
         let own: Vec<f64> = samples[wi][jobpool].iter().map(|x| x.score).collect();
         match w.name {
             "W1" => {
-                add("jobpool/rayon time per task".into(), paired(rayon), 0.5);
-                add("jobpool/static partition".into(), paired(floor), 2.0);
+                add(
+                    "jobpool/rayon spawn, time per task",
+                    paired(spawn),
+                    Some(0.5),
+                );
+                add("jobpool/rayon par_iter", paired(par_iter), None);
+                add("jobpool/static partition", paired(floor), Some(2.0));
             }
-            "W2" => add("jobpool/rayon time per task".into(), paired(rayon), 1.0),
-            "W3" => add("makespan/LB".into(), own, 1.02),
-            "W4" => add("small-job latency/ref".into(), own, 1.1),
-            "W5" => add("makespan/LB".into(), own, 1.05),
+            "W2" => {
+                add(
+                    "jobpool/rayon spawn, time per task",
+                    paired(spawn),
+                    Some(1.0),
+                );
+                add("jobpool/rayon par_iter", paired(par_iter), None);
+            }
+            "W3" => add("jobpool makespan/LB", own, Some(1.02)),
+            "W4" => add("jobpool small-job latency/ref", own, Some(1.1)),
+            "W5" => add("jobpool makespan/LB", own, Some(1.05)),
             _ => {}
         }
         if !checks[wi][jobpool].caps_held(w) {
-            println!("   jobpool BROKE A CAP here: its figures above are not valid");
+            println!("  jobpool BROKE A CAP here: its figures above are not valid");
         }
     }
     targets
 }
 
-/// The job that came closest to (or furthest past) its cap: `peak/cap`, with "ok" or "BROKEN".
-fn peak_cell(w: &Workload, check: &Check) -> String {
+/// The job that came closest to (or furthest past) its cap: `ok`, `BROKEN` or `none` (for the
+/// uncapped baselines), then most tasks seen at once / cap.
+fn caps_cell(kind: Kind, w: &Workload, check: &Check) -> String {
     let worst = check
         .peaks
         .iter()
         .zip(&w.jobs)
         .max_by(|(p1, j1), (p2, j2)| (**p1 * j2.cap).cmp(&(**p2 * j1.cap)).then(p1.cmp(p2)));
+    let verdict = if !kind.enforces_caps() {
+        "none"
+    } else if check.caps_held(w) {
+        "ok"
+    } else {
+        "BROKEN"
+    };
     match worst {
-        Some((peak, job)) => format!(
-            "{} {}/{}",
-            if check.caps_held(w) { "ok" } else { "BROKEN" },
-            peak,
-            job.cap
-        ),
+        Some((peak, job)) => format!("{verdict} {peak}/{}", job.cap),
         None => "-".into(),
     }
 }
 
-/// Whether workers sat blocked on a cap while other jobs had tasks waiting.
+/// Whether workers sat blocked on a cap while other jobs had tasks waiting to start.
 fn blocked_cell(kind: Kind, check: &Check) -> String {
     match kind {
         Kind::SemaphoreQueue | Kind::SemaphoreRayon => {
-            let ms: Vec<f64> = check
-                .blocks
-                .iter()
-                .map(|b| b.blocked_runnable_ns as f64 / 1e6)
-                .collect();
-            let events: Vec<f64> = check
-                .blocks
-                .iter()
-                .map(|b| b.events_runnable as f64)
-                .collect();
-            let all: Vec<f64> = check.blocks.iter().map(|b| b.events as f64).collect();
-            if ms.is_empty() {
-                "-".into()
+            if check.blocks.is_empty() {
+                return "not recorded".into();
+            }
+            let median_of =
+                |f: fn(&Blocks) -> f64| median(&check.blocks.iter().map(f).collect::<Vec<_>>());
+            let ms = median_of(|b| b.blocked_runnable_ns as f64 / 1e6);
+            let harmful = median_of(|b| b.events_runnable as f64);
+            let all = median_of(|b| b.events as f64);
+            if all == 0.0 {
+                "no blocks".into()
             } else {
-                format!(
-                    "yes: {:.1} ms in {:.0} blocks/run (of {:.0} blocks)",
-                    median(&ms),
-                    median(&events),
-                    median(&all)
-                )
+                format!("{ms:.1} ms, {harmful:.0}/{all:.0} blocks")
             }
         }
-        Kind::TokenCount => "no: never blocks on a cap (by design)".into(),
-        Kind::ChanOfChans => format!(
-            "no: {} stalls on a job channel in {} runs",
-            check.stalls, check.runs
-        ),
-        Kind::PoolPerJob => "n/a: threads per job".into(),
-        Kind::UncappedRayon | Kind::UncappedQueue => "n/a: no caps".into(),
-        Kind::StaticPartition => "n/a: no queue".into(),
+        Kind::TokenCount => "never".into(),
+        Kind::ChanOfChans => format!("never ({} stalls)", check.stalls),
+        Kind::PoolPerJob => "- (own threads)".into(),
+        Kind::UncappedRayonSpawn | Kind::UncappedRayonParIter | Kind::UncappedQueue => {
+            "- (no caps)".into()
+        }
+        Kind::StaticPartition => "- (no queue)".into(),
     }
 }
 

@@ -8,7 +8,7 @@
 //! | 2 | channel of channels (Go's dynamic pool) | `chan_of_chans.rs` |
 //! | 3 | semaphore in the task, on a shared queue and on rayon | `semaphore.rs`, `queue_pool.rs` |
 //! | 4 | a pool (k threads) per job | `pool_per_job.rs` |
-//! | 5 | uncapped, on rayon and on a shared queue | `uncapped.rs`, `queue_pool.rs` |
+//! | 5 | uncapped: rayon `spawn`, rayon `par_iter`, a shared queue | `uncapped.rs`, `queue_pool.rs` |
 //! | 6 | static partition | `static_partition.rs` |
 //!
 //! The workloads, task bodies and lower bounds are in `workload.rs`.
@@ -70,19 +70,21 @@ pub enum Kind {
     SemaphoreQueue,
     SemaphoreRayon,
     PoolPerJob,
-    UncappedRayon,
+    UncappedRayonSpawn,
+    UncappedRayonParIter,
     UncappedQueue,
     StaticPartition,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::TokenCount,
         Kind::ChanOfChans,
         Kind::SemaphoreQueue,
         Kind::SemaphoreRayon,
         Kind::PoolPerJob,
-        Kind::UncappedRayon,
+        Kind::UncappedRayonSpawn,
+        Kind::UncappedRayonParIter,
         Kind::UncappedQueue,
         Kind::StaticPartition,
     ];
@@ -94,7 +96,8 @@ impl Kind {
             Kind::SemaphoreQueue => "3 semaphore, shared queue",
             Kind::SemaphoreRayon => "3 semaphore, rayon",
             Kind::PoolPerJob => "4 pool per job",
-            Kind::UncappedRayon => "5 uncapped rayon",
+            Kind::UncappedRayonSpawn => "5 uncapped rayon spawn",
+            Kind::UncappedRayonParIter => "5 uncapped rayon par_iter",
             Kind::UncappedQueue => "5 uncapped shared queue",
             Kind::StaticPartition => "6 static partition",
         }
@@ -108,7 +111,8 @@ impl Kind {
             Kind::SemaphoreQueue => "semaphore_queue",
             Kind::SemaphoreRayon => "semaphore_rayon",
             Kind::PoolPerJob => "pool_per_job",
-            Kind::UncappedRayon => "uncapped_rayon",
+            Kind::UncappedRayonSpawn => "uncapped_rayon",
+            Kind::UncappedRayonParIter => "uncapped_rayon_par_iter",
             Kind::UncappedQueue => "uncapped_queue",
             Kind::StaticPartition => "static_partition",
         }
@@ -116,7 +120,10 @@ impl Kind {
 
     /// Whether it enforces the jobs' caps (the uncapped ones are baselines).
     pub fn enforces_caps(self) -> bool {
-        !matches!(self, Kind::UncappedRayon | Kind::UncappedQueue)
+        !matches!(
+            self,
+            Kind::UncappedRayonSpawn | Kind::UncappedRayonParIter | Kind::UncappedQueue
+        )
     }
 }
 
@@ -127,7 +134,8 @@ pub enum Strategy {
     SemaphoreQueue(queue_pool::QueuePool),
     SemaphoreRayon(rayon::ThreadPool),
     PoolPerJob,
-    UncappedRayon(rayon::ThreadPool),
+    UncappedRayonSpawn(rayon::ThreadPool),
+    UncappedRayonParIter(rayon::ThreadPool),
     UncappedQueue(queue_pool::QueuePool),
     StaticPartition(static_partition::StaticPool),
 }
@@ -147,7 +155,8 @@ impl Strategy {
             Kind::SemaphoreQueue => Strategy::SemaphoreQueue(queue_pool::QueuePool::new(threads)),
             Kind::SemaphoreRayon => Strategy::SemaphoreRayon(rayon()),
             Kind::PoolPerJob => Strategy::PoolPerJob,
-            Kind::UncappedRayon => Strategy::UncappedRayon(rayon()),
+            Kind::UncappedRayonSpawn => Strategy::UncappedRayonSpawn(rayon()),
+            Kind::UncappedRayonParIter => Strategy::UncappedRayonParIter(rayon()),
             Kind::UncappedQueue => Strategy::UncappedQueue(queue_pool::QueuePool::new(threads)),
             Kind::StaticPartition => {
                 Strategy::StaticPartition(static_partition::StaticPool::new(threads))
@@ -162,7 +171,8 @@ impl Strategy {
             Strategy::SemaphoreQueue(_) => Kind::SemaphoreQueue,
             Strategy::SemaphoreRayon(_) => Kind::SemaphoreRayon,
             Strategy::PoolPerJob => Kind::PoolPerJob,
-            Strategy::UncappedRayon(_) => Kind::UncappedRayon,
+            Strategy::UncappedRayonSpawn(_) => Kind::UncappedRayonSpawn,
+            Strategy::UncappedRayonParIter(_) => Kind::UncappedRayonParIter,
             Strategy::UncappedQueue(_) => Kind::UncappedQueue,
             Strategy::StaticPartition(_) => Kind::StaticPartition,
         }
@@ -176,7 +186,8 @@ impl Strategy {
             Strategy::SemaphoreQueue(pool) => pool.run(jobs, true),
             Strategy::SemaphoreRayon(pool) => semaphore::run_rayon(pool, jobs),
             Strategy::PoolPerJob => pool_per_job::run(jobs),
-            Strategy::UncappedRayon(pool) => uncapped::run_rayon(pool, jobs),
+            Strategy::UncappedRayonSpawn(pool) => uncapped::run_rayon_spawn(pool, jobs),
+            Strategy::UncappedRayonParIter(pool) => uncapped::run_rayon_par_iter(pool, jobs),
             Strategy::UncappedQueue(pool) => pool.run(jobs, false),
             Strategy::StaticPartition(pool) => pool.run(jobs),
         }
