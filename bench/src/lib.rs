@@ -12,7 +12,7 @@
 //! cargo run --release -p jobpool-bench --example compare_strategies
 //! ```
 //!
-//! The strategies themselves are in [`strategies`]; the figures they gave are in the
-//! repository's README.
+//! The strategies themselves are in [`strategies`]. The figures they gave are in
+//! `BENCHMARKS.md` at the repository's root.
 
 pub mod strategies;
