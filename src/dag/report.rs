@@ -219,7 +219,7 @@ pub struct ModuleReport {
     pub(crate) state: ModuleState,
     pub(crate) start: Option<Duration>,
     pub(crate) end: Option<Duration>,
-    pub(crate) peak_concurrency: usize,
+    pub(crate) peak_running: usize,
 }
 
 impl ModuleReport {
@@ -262,7 +262,7 @@ impl ModuleReport {
 
     /// The most of the module's tasks that ran at once.
     pub fn peak_running(&self) -> usize {
-        self.peak_concurrency
+        self.peak_running
     }
 }
 
@@ -400,7 +400,7 @@ impl fmt::Display for RunReport {
                 since_start(m.start),
                 since_start(m.end),
                 m.tasks,
-                format!("{}/{}", m.peak_concurrency, HumanCap(m.cap)),
+                format!("{}/{}", m.peak_running, HumanCap(m.cap)),
                 m.state
             )?;
         }

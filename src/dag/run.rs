@@ -197,7 +197,7 @@ pub(crate) fn run(plan: Plan, pool: &Pool, options: RunOptions) -> RunReport {
                 state: slot.state.unwrap_or(ModuleState::Cancelled),
                 start: slot.start,
                 end: slot.end,
-                peak_concurrency: slot.peak,
+                peak_running: slot.peak,
             }
         })
         .collect();
