@@ -231,6 +231,15 @@ impl Registry {
                 shared.spinners -= 1;
                 continue;
             }
+            if !dead.is_empty() {
+                // Never sleep on dead entries: one may hold the last reference to a detached
+                // job, whose results would then wait for this worker's next wake-up, maybe
+                // forever. Drop them unlocked, then look at the queue again.
+                drop(shared);
+                drop_each_quietly(dead.drain(..));
+                shared = self.shared.lock();
+                continue;
+            }
             shared.sleepers += 1;
             shared = self.work_available.wait(shared);
             shared.sleepers -= 1;
