@@ -5,6 +5,8 @@
 //! - `benches/strategies.rs`: the ways to cap concurrency per job, under criterion.
 //! - `benches/dag.rs`: how close the dependency graph comes to the best schedule.
 //! - `examples/compare_strategies.rs`: every strategy on W1-W5, interleaved, in one table.
+//! - `examples/flood.rs`: W6, runs of a small graph arriving faster than the pool can serve
+//!   them, against an oldest-run-first schedule simulated in [`flood_sim`].
 //!
 //! ```text
 //! cargo bench -p jobpool-bench                      # every suite
@@ -15,4 +17,5 @@
 //! The strategies themselves are in [`strategies`]. The figures they gave are in
 //! `BENCHMARKS.md` at the repository's root.
 
+pub mod flood_sim;
 pub mod strategies;
