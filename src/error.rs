@@ -2,6 +2,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 use sync_wrapper::SyncWrapper;
 
@@ -214,12 +215,19 @@ impl Error for TimedOut {}
 /// assert_eq!(results[1], Err(TaskError::Panicked("no luck".to_owned())));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TaskError {
-    /// The task panicked; this is the panic's message.
+    /// The task panicked (on its last attempt); this is the panic's message.
     Panicked(String),
     /// The task never started: its job was cancelled or the pool shut down with
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now).
     Cancelled,
+    /// A fallible task returned an error and will not be tried again: see [`TaskFailure`]
+    /// for the error, the number of attempts and why it was not retried.
+    Failed(TaskFailure),
+    /// The job's deadline passed before the task started (or, for a task waiting to be retried,
+    /// before its next attempt): see [`JobBuilder::deadline`](crate::JobBuilder::deadline).
+    TimedOut,
 }
 
 impl fmt::Display for TaskError {
@@ -227,11 +235,170 @@ impl fmt::Display for TaskError {
         match self {
             TaskError::Panicked(msg) => write!(f, "task panicked: {msg}"),
             TaskError::Cancelled => f.write_str("task cancelled before it started"),
+            TaskError::Failed(failure) => fmt::Display::fmt(failure, f),
+            TaskError::TimedOut => f.write_str("the job's deadline passed before the task started"),
         }
     }
 }
 
-impl Error for TaskError {}
+impl Error for TaskError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            TaskError::Failed(failure) => Some(failure.error()),
+            _ => None,
+        }
+    }
+}
+
+/// Why a failed task was not tried again.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::GaveUp;
+/// assert_eq!(GaveUp::Permanent.to_string(), "a permanent error");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GaveUp {
+    /// The job's [`Retry`](crate::Retry) policy found the error not worth retrying
+    /// ([`Retry::retry_if`](crate::Retry::retry_if)).
+    Permanent,
+    /// The task used up its attempts ([`Retry::attempts`](crate::Retry::attempts); 1 for a
+    /// job without a retry policy).
+    AttemptsUsedUp,
+    /// As many of the job's tasks were waiting to be retried as its policy allows
+    /// ([`Retry::max_waiting`](crate::Retry::max_waiting)), so this one was not retried.
+    RetryBudget,
+}
+
+impl fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GaveUp::Permanent => "a permanent error",
+            GaveUp::AttemptsUsedUp => "no attempts left",
+            GaveUp::RetryBudget => "the job's retry budget was used up",
+        })
+    }
+}
+
+/// The error of a fallible task that failed for good: the error its last attempt returned, how
+/// many attempts it had, and why it was not tried again.
+///
+/// The error is kept as the task returned it, behind an `Arc` (so the failure is `Clone`);
+/// [`downcast_ref`](TaskFailure::downcast_ref) gets the task's own error type back. Two failures
+/// compare equal when their attempts, reasons and error messages are equal.
+///
+/// # Examples
+///
+/// ```
+/// use jobpool::{GaveUp, Pool, TaskContext, TaskError};
+///
+/// #[derive(Debug)]
+/// struct Unlinked;
+/// impl std::fmt::Display for Unlinked {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("the user must re-link their account")
+///     }
+/// }
+/// impl std::error::Error for Unlinked {}
+///
+/// let pool = Pool::new(1);
+/// let job = pool.job().submit_fallible(vec![|_: &TaskContext| -> Result<u32, Unlinked> { Err(Unlinked) }]);
+/// let err = job.wait().unwrap_err();
+/// let (index, failure) = err.failures().next().unwrap();
+/// assert_eq!((index, failure.attempts(), failure.gave_up()), (0, 1, GaveUp::AttemptsUsedUp));
+/// assert!(failure.downcast_ref::<Unlinked>().is_some());
+/// ```
+#[derive(Clone)]
+pub struct TaskFailure {
+    error: Arc<dyn Error + Send + Sync>,
+    attempts: u32,
+    gave_up: GaveUp,
+}
+
+impl TaskFailure {
+    pub(crate) fn new(error: Box<dyn Error + Send + Sync>, attempts: u32, gave_up: GaveUp) -> Self {
+        TaskFailure {
+            error: error.into(),
+            attempts,
+            gave_up,
+        }
+    }
+
+    /// The error the task's last attempt returned.
+    pub fn error(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.error
+    }
+
+    /// The error, if it is an `E`.
+    pub fn downcast_ref<E: Error + 'static>(&self) -> Option<&E> {
+        self.error.downcast_ref::<E>()
+    }
+
+    /// How many times the task ran (1 for a task that was not retried).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Why it was not tried again.
+    pub fn gave_up(&self) -> GaveUp {
+        self.gave_up
+    }
+
+    /// Whether the error was permanent (not worth retrying), rather than one the task gave
+    /// up on.
+    pub fn is_permanent(&self) -> bool {
+        self.gave_up == GaveUp::Permanent
+    }
+}
+
+impl fmt::Debug for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskFailure")
+            .field("error", &self.error)
+            .field("attempts", &self.attempts)
+            .field("gave_up", &self.gave_up)
+            .finish()
+    }
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let attempts = self.attempts;
+        let s = if attempts == 1 { "" } else { "s" };
+        write!(
+            f,
+            "task failed after {attempts} attempt{s} ({}): {}",
+            self.gave_up, self.error
+        )
+    }
+}
+
+impl Error for TaskFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.error)
+    }
+}
+
+impl PartialEq for TaskFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.attempts == other.attempts
+            && self.gave_up == other.gave_up
+            && (Arc::ptr_eq(&self.error, &other.error)
+                || self.error.to_string() == other.error.to_string())
+    }
+}
+
+impl Eq for TaskFailure {}
+
+impl std::hash::Hash for TaskFailure {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.attempts.hash(state);
+        self.gave_up.hash(state);
+        self.error.to_string().hash(state);
+    }
+}
 
 /// A job in which at least one task panicked or was cancelled.
 ///
@@ -262,45 +429,74 @@ pub struct JobError<T> {
     results: SyncWrapper<Vec<Result<T, TaskError>>>,
     /// The number of tasks.
     total: usize,
-    /// `(index, message)` of every task that panicked, in index order.
+    /// Which tasks failed and how; boxed, to keep the error (and every `Result` holding it)
+    /// small.
+    why: Box<Why>,
+}
+
+/// The tasks of a [`JobError`] that have no value, by reason, each in index order.
+#[derive(Default)]
+struct Why {
+    /// `(index, message)` of every task that panicked.
     panics: Vec<(usize, String)>,
-    /// The indices of the tasks cancelled before they started, in order.
+    /// Tasks cancelled before they started.
     cancelled: Vec<usize>,
+    /// `(index, failure)` of every fallible task that failed for good.
+    failures: Vec<(usize, TaskFailure)>,
+    /// Tasks the job's deadline stopped.
+    timed_out: Vec<usize>,
 }
 
 impl<T> JobError<T> {
     pub(crate) fn new(results: Vec<Result<T, TaskError>>) -> Self {
-        let mut panics = Vec::new();
-        let mut cancelled = Vec::new();
+        let mut why = Why::default();
         for (i, result) in results.iter().enumerate() {
             match result {
-                Err(TaskError::Panicked(message)) => panics.push((i, message.clone())),
-                Err(TaskError::Cancelled) => cancelled.push(i),
+                Err(TaskError::Panicked(message)) => why.panics.push((i, message.clone())),
+                Err(TaskError::Cancelled) => why.cancelled.push(i),
+                Err(TaskError::Failed(failure)) => why.failures.push((i, failure.clone())),
+                Err(TaskError::TimedOut) => why.timed_out.push(i),
                 Ok(_) => {}
             }
         }
         JobError {
             total: results.len(),
             results: SyncWrapper::new(results),
-            panics,
-            cancelled,
+            why: Box::new(why),
         }
     }
 
     /// The tasks that panicked, as `(task index, panic message)`, in submission order.
     pub fn panics(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
-        self.panics.iter().map(|(i, m)| (*i, m.as_str()))
+        self.why.panics.iter().map(|(i, m)| (*i, m.as_str()))
     }
 
     /// The indices of the tasks that were cancelled before they started.
     pub fn cancelled(&self) -> impl Iterator<Item = usize> + '_ {
-        self.cancelled.iter().copied()
+        self.why.cancelled.iter().copied()
     }
 
     /// Whether any task was cancelled (the job was cancelled, or the pool shut down with
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now)).
     pub fn was_cancelled(&self) -> bool {
-        !self.cancelled.is_empty()
+        !self.why.cancelled.is_empty()
+    }
+
+    /// The fallible tasks that failed for good, as `(task index, failure)`, in submission
+    /// order: each with its error, its number of attempts and why it was not retried.
+    pub fn failures(&self) -> impl Iterator<Item = (usize, &TaskFailure)> + '_ {
+        self.why.failures.iter().map(|(i, f)| (*i, f))
+    }
+
+    /// The indices of the tasks that the job's deadline stopped before they started.
+    pub fn timed_out(&self) -> impl Iterator<Item = usize> + '_ {
+        self.why.timed_out.iter().copied()
+    }
+
+    /// Whether the job's deadline passed with tasks not started: the reason the job ended
+    /// early.
+    pub fn deadline_passed(&self) -> bool {
+        !self.why.timed_out.is_empty()
     }
 
     /// The number of tasks in the job.
@@ -310,7 +506,11 @@ impl<T> JobError<T> {
 
     /// How many tasks returned a value.
     pub fn succeeded(&self) -> usize {
-        self.total - self.panics.len() - self.cancelled.len()
+        self.total
+            - self.why.panics.len()
+            - self.why.cancelled.len()
+            - self.why.failures.len()
+            - self.why.timed_out.len()
     }
 
     /// Every task's outcome, in submission order, to read or take values out of in place.
@@ -343,6 +543,8 @@ impl<T> fmt::Debug for JobError<T> {
             .field("tasks", &self.total)
             .field("panics", &self.panics().collect::<Vec<_>>())
             .field("cancelled", &self.cancelled().count())
+            .field("failures", &self.why.failures)
+            .field("timed_out", &self.why.timed_out.len())
             .finish()
     }
 }
@@ -351,8 +553,8 @@ impl<T> fmt::Display for JobError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 3;
         let total = self.total;
-        let panics = self.panics.len();
-        let cancelled = self.cancelled.len();
+        let panics = self.why.panics.len();
+        let cancelled = self.why.cancelled.len();
         let mut sep = "";
         if panics > 0 {
             write!(f, "{panics} of {total} tasks panicked (")?;
@@ -363,6 +565,34 @@ impl<T> fmt::Display for JobError<T> {
                 write!(f, "; and {} more", panics - SHOWN)?;
             }
             f.write_str(")")?;
+            sep = ", ";
+        }
+        let failed = self.why.failures.len();
+        if failed > 0 {
+            write!(f, "{sep}{failed} of {total} tasks failed (")?;
+            for (n, (i, failure)) in self.why.failures.iter().take(SHOWN).enumerate() {
+                let attempts = failure.attempts();
+                write!(
+                    f,
+                    "{}task {i}: {} after {attempts} attempt{}, {}",
+                    if n == 0 { "" } else { "; " },
+                    failure.error(),
+                    if attempts == 1 { "" } else { "s" },
+                    failure.gave_up()
+                )?;
+            }
+            if failed > SHOWN {
+                write!(f, "; and {} more", failed - SHOWN)?;
+            }
+            f.write_str(")")?;
+            sep = ", ";
+        }
+        let timed_out = self.why.timed_out.len();
+        if timed_out > 0 {
+            write!(
+                f,
+                "{sep}the job's deadline passed: {timed_out} of {total} tasks never ran"
+            )?;
             sep = ", ";
         }
         if cancelled > 0 {

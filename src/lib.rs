@@ -50,6 +50,7 @@ mod dag;
 mod error;
 mod human;
 mod job;
+mod limit;
 mod pool;
 mod scheduler;
 mod scope;
@@ -61,10 +62,16 @@ pub use dag::{
     OutputError, RunOptions, RunReport, SkipReason, TaskResult,
 };
 pub use error::{
-    BuildError, JobError, SubmitError, SubmitErrorKind, TaskError, TimedOut, ZeroCapError,
+    BuildError, GaveUp, JobError, SubmitError, SubmitErrorKind, TaskError, TaskFailure, TimedOut,
+    ZeroCapError,
 };
-pub use job::{Canceller, Completions, JobFuture, JobHandle, Progress};
+pub use job::{
+    Canceller, Completions, JobBuilder, JobFuture, JobHandle, NoRetry, Progress, Retry, RetryState,
+    TaskContext, WithRetry,
+};
+pub use limit::{Limiter, Rate};
 pub use pool::{Pool, PoolBuilder};
+pub use scheduler::priority::Priority;
 pub use scope::Scope;
 
 #[cfg(doctest)]

@@ -14,6 +14,9 @@ use crate::sync::{thread, Mutex};
 /// The time slice used when the builder is not given one; see [`PoolBuilder::time_slice`].
 const DEFAULT_TIME_SLICE: Duration = Duration::from_micros(100);
 
+/// The aging limit used when the builder is not given one; see [`PoolBuilder::aging`].
+const DEFAULT_AGING_TURNS: usize = 16;
+
 /// A fixed pool of worker threads that runs many jobs at once, each with its own cap.
 ///
 /// `Pool` is a cheap handle: clone it to share the pool, move a clone into a task so the task
@@ -95,6 +98,11 @@ impl Pool {
         self.inner.registry.threads()
     }
 
+    /// The pool's registry, for job builders.
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
     /// Whether the current thread is one of this pool's workers.
     pub(crate) fn is_worker_thread(&self) -> bool {
         self.inner.registry.is_current_worker()
@@ -158,7 +166,13 @@ impl Pool {
         if cap == 0 {
             return Err(SubmitError::new(SubmitErrorKind::ZeroCap, tasks.into()));
         }
-        match job::spawn(&self.inner.registry, tasks, cap) {
+        match job::spawn(
+            &self.inner.registry,
+            tasks,
+            cap,
+            Default::default(),
+            usize::MAX,
+        ) {
             Ok(handle) => Ok(handle),
             Err((kind, tasks)) => Err(SubmitError::new(kind, tasks.into())),
         }
@@ -220,6 +234,22 @@ impl Pool {
         B: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
     {
         crate::scope::scope(self, body)
+    }
+
+    /// How long the runnable jobs of `priority` have waited for a worker: the time since that
+    /// priority last got a turn while it had jobs waiting, or since its first job became
+    /// runnable. `None` when none of its jobs waits. A figure that keeps growing means that
+    /// priority is starved (see [`PoolBuilder::aging`] for the share it is guaranteed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Pool, Priority};
+    /// let pool = Pool::new(1);
+    /// assert_eq!(pool.waited(Priority::Low), None); // nothing waits
+    /// ```
+    pub fn waited(&self, priority: crate::Priority) -> Option<Duration> {
+        self.inner.registry.waited(priority)
     }
 
     /// Stops taking jobs, lets every accepted task run, and joins the worker threads.
@@ -337,6 +367,7 @@ pub struct PoolBuilder {
     thread_name: Option<Box<dyn FnMut(usize) -> String>>,
     stack_size: Option<usize>,
     time_slice: Duration,
+    aging_turns: usize,
 }
 
 impl Default for PoolBuilder {
@@ -346,6 +377,7 @@ impl Default for PoolBuilder {
             thread_name: None,
             stack_size: None,
             time_slice: DEFAULT_TIME_SLICE,
+            aging_turns: DEFAULT_AGING_TURNS,
         }
     }
 }
@@ -413,6 +445,24 @@ impl PoolBuilder {
         self
     }
 
+    /// How long a lower [`Priority`](crate::Priority) waits at most while higher ones keep the
+    /// workers busy, in *turns*: a priority passed over `turns` times in a row (16 unless set)
+    /// gets the next free worker, for one time slice or one task. So every priority with a
+    /// runnable job gets at least one turn in every `turns + 1`, whatever runs above it: the
+    /// minimum share that keeps low-priority work from starving. [`Pool::waited`] tells how
+    /// long each priority has waited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = jobpool::Pool::builder().threads(2).aging(4).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn aging(mut self, turns: usize) -> Self {
+        self.aging_turns = turns.max(1);
+        self
+    }
+
     /// Starts the threads.
     ///
     /// # Errors
@@ -431,7 +481,7 @@ impl PoolBuilder {
         if threads == 0 {
             return Err(BuildError::ZeroThreads);
         }
-        let registry = Arc::new(Registry::new(threads, self.time_slice));
+        let registry = Arc::new(Registry::new(threads, self.time_slice, self.aging_turns));
         let inner = PoolInner {
             registry: registry.clone(),
             threads: Mutex::new(Vec::with_capacity(threads)),
@@ -464,6 +514,7 @@ impl fmt::Debug for PoolBuilder {
             .field("threads", &self.threads)
             .field("stack_size", &self.stack_size)
             .field("time_slice", &self.time_slice)
+            .field("aging_turns", &self.aging_turns)
             .finish_non_exhaustive()
     }
 }

@@ -14,7 +14,7 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize};
     pub(crate) use std::thread;
     pub(crate) use std::time::Instant;
 
@@ -71,7 +71,7 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize};
     pub(crate) use loom::thread;
 
     /// loom explores every interleaving of a deterministic model, so the scheduler's clock
@@ -156,6 +156,21 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// The scheduler's instant for a `std` instant the user gave (a deadline).
+#[cfg(not(loom))]
+pub(crate) fn from_std(at: std::time::Instant) -> Instant {
+    at
+}
+
+/// The scheduler's instant for a `std` instant the user gave (a deadline): under loom, as far
+/// from this thread's logical now as it is from the real now.
+#[cfg(loom)]
+pub(crate) fn from_std(at: std::time::Instant) -> Instant {
+    let now = Instant::now();
+    now.checked_add(at.saturating_duration_since(std::time::Instant::now()))
+        .unwrap_or(now)
+}
 
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;

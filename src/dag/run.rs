@@ -433,7 +433,8 @@ impl Run {
                     message,
                 }]))
             }
-            Err(TaskError::Cancelled) => Some(ModuleState::Cancelled),
+            // Cancelled (a condition is a plain task: it neither fails nor has a deadline).
+            Err(_) => Some(ModuleState::Cancelled),
         };
         match state {
             // The drainer starts it, or cancels it if the run is stopping.

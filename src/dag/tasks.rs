@@ -118,7 +118,11 @@ fn outcome<T: Send + Sync + 'static>(
             Err(TaskError::Panicked(message)) => {
                 failures.push(Failure::TaskPanicked { task, message })
             }
-            Err(TaskError::Cancelled) => cancelled = true,
+            Err(TaskError::Failed(failure)) => failures.push(Failure::TaskError {
+                task,
+                error: Box::new(failure),
+            }),
+            Err(_) => cancelled = true,
         }
     }
     if !failures.is_empty() {

@@ -266,7 +266,7 @@ impl<T> Drop for Completions<T> {
 
 impl<F, T> JobCore<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: super::task::Task<T>,
     T: Send + 'static,
 {
     /// Rule 8: in one critical section of the job's lock, either `ready` finds what the caller

@@ -170,7 +170,7 @@ impl<T: Send + 'static> JobHandle<T> {
     /// ```
     pub fn is_finished(&self) -> bool {
         let p = self.progress();
-        p.done + p.panicked + p.cancelled == p.total
+        p.done + p.panicked + p.cancelled + p.failed + p.timed_out == p.total
     }
 
     /// A snapshot of the job's counters.
@@ -477,7 +477,8 @@ impl<T> fmt::Debug for Completions<T> {
 
 /// A snapshot of a job's counters, from [`JobHandle::progress`].
 ///
-/// `pending + running + done + panicked + cancelled == total`. Tasks are counted as done when
+/// `pending + running + waiting_retry + done + panicked + cancelled + failed + timed_out ==
+/// total`. Tasks are counted as done when
 /// their worker reports them, which for very short tasks happens a chunk at a time.
 ///
 /// # Examples
@@ -489,7 +490,7 @@ impl<T> fmt::Debug for Completions<T> {
 /// let job = pool.submit(vec![|| ()], 1);
 /// let p = job.progress();
 /// assert_eq!(p.total, 1);
-/// assert_eq!(p.pending + p.running + p.done + p.panicked + p.cancelled, p.total);
+/// assert_eq!(p.pending + p.running + p.waiting_retry + p.done + p.panicked + p.cancelled + p.failed + p.timed_out, p.total);
 /// job.wait().unwrap();
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -507,6 +508,17 @@ pub struct Progress {
     pub panicked: usize,
     /// Tasks cancelled before they started.
     pub cancelled: usize,
+    /// Fallible tasks that failed for good (their errors are in the job's [`JobError`]).
+    pub failed: usize,
+    /// Tasks the job's deadline stopped before they started.
+    pub timed_out: usize,
+    /// Tasks waiting to be retried: they hold no worker and no token until they are due.
+    pub waiting_retry: usize,
+    /// Retries scheduled so far, over all tasks.
+    pub retries: usize,
+    /// Whether a limiter holds the job now (its shared cap is full, or its rate's next start
+    /// slot is not due yet).
+    pub held: bool,
     /// The job's cap.
     pub cap: usize,
     /// The most tasks of the job that ever ran at once.

@@ -3,12 +3,18 @@
 //! The token protocol between jobs and the run queue is described in
 //! `src/scheduler/README.md`; the rule numbers in comments below refer to it.
 
+mod builder;
 mod future;
 mod handle;
+mod retry;
 mod state;
+mod task;
 
+pub use builder::{JobBuilder, NoRetry, RetryState, WithRetry};
 pub use future::JobFuture;
 pub use handle::{Canceller, Completions, JobHandle, Progress};
+pub use retry::Retry;
+pub use task::TaskContext;
 
 use crossbeam::utils::CachePadded;
 use std::collections::VecDeque;
@@ -18,11 +24,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::{JobError, TaskError};
+use crate::limit::{self, Held, Limiter};
+use crate::scheduler::priority::{self, Priority, Stage};
 use crate::scheduler::{worker, Registry, Schedulable};
-use crate::sync::{AtomicBool, AtomicU64, Condvar, Instant, Mutex, MutexGuard};
+use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Condvar, Instant, Mutex, MutexGuard};
 use crate::unwind::{call_quietly, catch, drop_each_quietly};
 use future::wake_quietly;
 use state::{ChunkOutcomes, Failure, FinishCallback, JobState};
+use task::{JobContext, Ran, Task};
 
 /// A chunk of tasks claimed at once should take about this long to run. Chunks start at one
 /// task and double while they run faster than this, so very short tasks are claimed many at a
@@ -79,9 +88,10 @@ enum Mode {
 /// task, so it sits on a cache line of its own, away from `service`, `finished` and the lock,
 /// which change as tokens are taken.
 #[derive(Default)]
-struct TaskGate {
-    /// Set by `cancel`: claimed tasks that have not started are cancelled.
-    cancelled: AtomicBool,
+pub(crate) struct TaskGate {
+    /// Set by `cancel` (`CANCELLED`) or when the job's deadline passes (`TIMED_OUT`): claimed
+    /// tasks that have not started are cancelled or timed out.
+    pub(crate) stopped: AtomicU8,
     /// Bumped (under the job's lock) whenever someone needs the tasks that workers have
     /// claimed and not started: the cap was lowered, a token came back with no task pending
     /// while others are taken, a worker waiting on the job wants a task to run. A worker that
@@ -95,9 +105,30 @@ struct TaskGate {
     results_wanted: AtomicBool,
 }
 
+/// `TaskGate::stopped`: the job was cancelled.
+const CANCELLED: u8 = 1;
+/// `TaskGate::stopped`: the job's deadline passed.
+const TIMED_OUT: u8 = 2;
+
+/// What a job was submitted with besides its tasks and cap; fixed for its life.
+#[derive(Default)]
+pub(crate) struct Settings {
+    pub(crate) priority: Priority,
+    /// For a module of a dependency graph's run: the run's start (nanoseconds since the pool's
+    /// epoch, at least 1) and whether the module is one of the run's first stage.
+    pub(crate) run: Option<(u64, bool)>,
+    /// The job's deadline: for the timers, and as the user gave it (for the task context).
+    pub(crate) deadline: Option<(Instant, std::time::Instant)>,
+    /// Shared caps and rates, at most 64.
+    pub(crate) limiters: Vec<Limiter>,
+    /// Stop at the first task that fails for good: cancel what has not started.
+    pub(crate) fail_fast: bool,
+}
+
 /// A job's shared core. `F` is the task type and `T` its result.
 pub(crate) struct JobCore<F, T> {
     registry: Arc<Registry>,
+    settings: Settings,
     state: Mutex<JobState<F, T>>,
     /// Wakes threads waiting for the job to finish (`finish_waiters`) or to report a result
     /// (`result_waiters`). Notified only for what they wait for: a thread that waits for the
@@ -132,12 +163,13 @@ type CallbackCall<T> = (FinishCallback<T>, Result<Vec<T>, JobError<T>>);
 
 impl<F, T> JobCore<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Task<T>,
     T: Send + 'static,
 {
-    pub(crate) fn new(registry: Arc<Registry>, state: JobState<F, T>) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, state: JobState<F, T>, settings: Settings) -> Self {
         JobCore {
             registry,
+            settings,
             state: Mutex::new(state),
             progress: Condvar::new(),
             token_freed: Condvar::new(),
@@ -147,30 +179,56 @@ where
         }
     }
 
-    /// Marks the job queued for its first push by `Registry::admit`.
-    pub(crate) fn mark_queued(&self) {
-        self.state.lock().queued = true;
-    }
-
-    /// Runs tasks holding one token (already taken, under `st`) until the job has no pending
-    /// task, its cap was lowered below the tokens in use, or `mode` says to stop (see
-    /// [`Mode`]). Returns the token before it returns.
-    fn run_with_token<'a>(self: &'a Arc<Self>, mut st: MutexGuard<'a, JobState<F, T>>, mode: Mode) {
+    /// Runs tasks holding one token (already taken, under `st`, with the limiter slots in
+    /// `slots`) until the job has no pending task, its cap was lowered below the tokens in
+    /// use, a limiter holds it, or `mode` says to stop (see [`Mode`]). `now` is a recent clock
+    /// reading. Returns the token before it returns.
+    fn run_with_token<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, JobState<F, T>>,
+        mode: Mode,
+        now: Instant,
+        slots: u64,
+    ) {
         // While this thread runs the job's tasks, a wait on the job from one of them could
-        // never end (`wait_for`).
-        let _running_here = worker::RunningJob::enter(self.id());
+        // never end (`wait_for`), and its limiters' slots are lent to what they wait on.
+        let _running_here = worker::RunningJob::enter(self.id(), &self.limiter_ids());
+        let limited = !self.settings.limiters.is_empty();
         let mut parallelism = self.registry.threads().min(st.cap).max(1);
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
         let mut chunk_len = 1;
+        let cx = JobContext {
+            gate: &self.gate,
+            registry: &self.registry,
+            deadline: self.settings.deadline.map(|(_, d)| d),
+            job_id: self.id(),
+        };
         // The async waiter's waker, taken after a chunk was recorded and woken after the next
         // claim, once the lock is released (rule 8).
         let mut wake: Option<Waker> = None;
         // One clock read per chunk (the end of one chunk is the start of the next), and one
         // per task only for a worker waiting with a deadline.
-        let slice_start = Instant::now();
+        let slice_start = now;
         let mut chunk_start = slice_start;
         loop {
+            // A job under a limiter starts one task per claim, each with a start slot of every
+            // rate (rule 9); a refused job is held until the slot is due.
+            if limited {
+                if let Err(at) = self.try_start(chunk_start) {
+                    st.rate_wait = true;
+                    if st.needs_timer(at) {
+                        self.registry.add_timer(at, self.clone());
+                    }
+                    let released = self.return_token(&mut st, slots);
+                    let settled = self.settle(&mut st);
+                    drop(st);
+                    limit::release(released);
+                    self.carry_out(settled);
+                    return;
+                }
+                chunk_len = 1;
+            }
             // Guided chunking: never claim more than one token's share of what is left, so the
             // job's other tokens always find tasks to run.
             let share = st.pending_len().div_ceil(parallelism);
@@ -179,19 +237,27 @@ where
             let push = self.queue_if_runnable(&mut st);
             drop(st);
             if push {
-                self.registry.push(self.clone(), self.service.load(Relaxed));
+                self.registry.push(self.clone(), self.key());
             }
             if let Some(waker) = wake.take() {
                 wake_quietly(waker);
             }
+            // Timers due (retries, rate slots, deadlines of any job) are fired by whichever
+            // worker passes by first: one load per chunk (rule 9).
+            self.registry.fire_timers(chunk_start);
             // Read after this worker's own push, which may have bumped it.
             let yield_requests = self.registry.yield_requests();
 
             let mut tasks = chunk.drain(..);
             let mut handed_back: Option<VecDeque<F>> = None;
             while let Some(task) = tasks.next() {
-                if self.gate.cancelled.load(Relaxed) || self.registry.cancelling() {
-                    outcomes.push_failure(Failure::Cancelled);
+                let stopped = self.gate.stopped.load(Relaxed);
+                if stopped != 0 || self.registry.cancelling() {
+                    outcomes.push_failure(if stopped == TIMED_OUT {
+                        Failure::TimedOut
+                    } else {
+                        Failure::Cancelled
+                    });
                     drop_each_quietly([task]);
                     continue;
                 }
@@ -204,9 +270,26 @@ where
                     handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
                     break;
                 }
-                match catch(task) {
-                    Ok(value) => outcomes.push(value),
-                    Err(message) => outcomes.push_failure(Failure::Panicked(message)),
+                match catch(|| task.run(&cx)) {
+                    Ok(Ran::Value(value)) => outcomes.push(value),
+                    Ok(Ran::Panicked(message)) | Err(message) => {
+                        outcomes.push_failure(Failure::Panicked(message));
+                        if self.settings.fail_fast {
+                            // The job stops here: the rest of the chunk is cancelled.
+                            handed_back = Some(tasks.by_ref().collect());
+                            break;
+                        }
+                    }
+                    Ok(Ran::Failed(failure)) => {
+                        outcomes.push_failure(Failure::Failed(failure));
+                        if self.settings.fail_fast {
+                            handed_back = Some(tasks.by_ref().collect());
+                            break;
+                        }
+                    }
+                    Ok(Ran::Retry { task, after, cause }) => {
+                        outcomes.push_failure(Failure::Retry(task, after, cause))
+                    }
                 }
                 // A worker waiting with a deadline is the one claimer no one else can ask to
                 // hand back: it looks at the clock itself, after each task (rule 5).
@@ -225,10 +308,7 @@ where
             let now = Instant::now();
             let ran_for = now.saturating_duration_since(chunk_start);
             chunk_start = now;
-            let service = self
-                .service
-                .fetch_add(nanos(ran_for), Relaxed)
-                .wrapping_add(nanos(ran_for));
+            self.service.fetch_add(nanos(ran_for), Relaxed);
             let started = outcomes.values.len();
             if ran_for < CHUNK_TARGET {
                 chunk_len = (chunk_len * 2).min(MAX_CHUNK);
@@ -240,35 +320,57 @@ where
             }
 
             st = self.state.lock();
-            st.record(first, &mut outcomes);
+            let stopped = match self.gate.stopped.load(Relaxed) {
+                TIMED_OUT => Some(Failure::TimedOut),
+                0 if !self.registry.cancelling() => None,
+                _ => Some(Failure::Cancelled),
+            };
+            if let Some(due) = st.record(first, &mut outcomes, now, stopped) {
+                // A task waits to be retried: a timer brings it back (rule 9).
+                if st.needs_timer(due) {
+                    self.registry.add_timer(due, self.clone());
+                }
+            }
             if let Some(unstarted) = handed_back {
                 st.hand_back(first + started, unstarted);
                 // Someone asked for tasks: share what is pending with the tokens of the cap
                 // now in force, not the one this worker started with.
                 parallelism = self.registry.threads().min(st.cap).max(1);
             }
-            let dropped = if self.registry.cancelling() {
+            let mut dropped: VecDeque<F> = if self.registry.cancelling() {
                 st.cancel_pending()
             } else {
                 Default::default()
             };
+            dropped.extend(st.dropped.drain(..));
+            if self.settings.fail_fast && st.failed + st.panicked > 0 {
+                // The first failure stops the job, as a cancel would.
+                let _ = self
+                    .gate
+                    .stopped
+                    .compare_exchange(0, CANCELLED, Relaxed, Relaxed);
+                self.ask_for_claimed_tasks();
+                dropped.extend(st.cancel_pending());
+            }
             let stop = match mode {
-                Mode::Scheduled => {
-                    self.registry.less_served_waiting(service)
-                        && now.saturating_duration_since(slice_start) >= self.registry.time_slice()
-                }
+                Mode::Scheduled => self
+                    .registry
+                    .should_yield(self.key(), now.saturating_duration_since(slice_start)),
                 Mode::Helping { until, one_chunk } => {
                     one_chunk || until.is_some_and(|deadline| now >= deadline)
                 }
             };
-            if stop || st.pending_len() == 0 || st.running > st.cap {
-                st.running -= 1;
+            // Tasks to drop (cancelled, or refused a retry) are dropped with the lock released,
+            // so this worker ends its turn: rare, and simpler than dropping in between.
+            if stop || st.pending_len() == 0 || st.running > st.cap || !dropped.is_empty() {
+                let released = self.return_token(&mut st, slots);
                 // If whatever is left is claimed by the other tokens, ask for the unstarted
                 // part back, so that this worker (or another) can run it meanwhile.
                 self.ask_if_a_token_is_idle(&st);
                 let settled = self.settle(&mut st);
                 drop(st);
                 drop_each_quietly(dropped);
+                limit::release(released);
                 self.carry_out(settled);
                 return;
             }
@@ -278,6 +380,94 @@ where
             }
             wake = st.waker_to_wake();
         }
+    }
+
+    /// The job's key in the run queue (`scheduler/priority.rs`): a plain job is new work
+    /// ranked by attained service; a module of a graph's run that has started is ranked by
+    /// the run's age.
+    #[inline]
+    fn job_key(&self) -> u64 {
+        let service = self.service.load(Relaxed);
+        match self.settings.run {
+            Some((birth, root)) if !root || service > 0 => {
+                priority::key(self.settings.priority, Stage::Continuing, birth)
+            }
+            _ => priority::key(self.settings.priority, Stage::New, service),
+        }
+    }
+
+    /// The identities of the job's limiters.
+    fn limiter_ids(&self) -> Vec<usize> {
+        self.settings.limiters.iter().map(Limiter::id).collect()
+    }
+
+    /// Takes a token: one of the job's own, and a slot of each limiter's cap (except those
+    /// lent by a task waiting further up this thread's stack, rule 9). Returns the slots
+    /// taken, or, if a limiter's cap is full, the jobs to release (other limiters' slots taken
+    /// a moment ago and given back) once the job's lock is released: the job is then held, and
+    /// on the full limiter's list. The caller checked that the job may run (`is_runnable`, or
+    /// `may_run_lent` for a waiting worker).
+    fn take_token(self: &Arc<Self>, st: &mut JobState<F, T>) -> Result<u64, Vec<Arc<dyn Held>>> {
+        let mut slots = 0u64;
+        if !self.settings.limiters.is_empty() {
+            let held: Arc<dyn Held> = self.clone();
+            for (i, limiter) in self.settings.limiters.iter().enumerate() {
+                if worker::RunningJob::holds_slot_of(limiter.id()) {
+                    continue;
+                }
+                match limiter.take_slot(&held) {
+                    Ok(true) => slots |= 1 << i,
+                    Ok(false) => {}
+                    Err(()) => {
+                        st.held = true;
+                        return Err(self.release_slots(slots));
+                    }
+                }
+            }
+        }
+        st.take_token();
+        Ok(slots)
+    }
+
+    /// Gives back the limiter slots in `slots`; returns the jobs to release.
+    fn release_slots(&self, slots: u64) -> Vec<Arc<dyn Held>> {
+        let mut released = Vec::new();
+        for (i, limiter) in self.settings.limiters.iter().enumerate() {
+            if slots & (1 << i) != 0 {
+                released.extend(limiter.release_slot());
+            }
+        }
+        released
+    }
+
+    /// Returns a token taken with `slots`; returns the jobs the limiters release, to be
+    /// released once the job's lock is.
+    fn return_token(&self, st: &mut JobState<F, T>, slots: u64) -> Vec<Arc<dyn Held>> {
+        st.running -= 1;
+        self.release_slots(slots)
+    }
+
+    /// Takes a start slot of each limiter's rate at `now`, or says when the next is due.
+    fn try_start(&self, now: Instant) -> Result<(), Instant> {
+        for limiter in &self.settings.limiters {
+            limiter.try_start(now)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a worker waiting on this job, further down the stack of tasks that hold slots
+    /// of its limiters, may take a token: a task pending, a token of the job's own free, and
+    /// no limiter that is not lent holds it.
+    fn may_run_lent(&self, st: &JobState<F, T>) -> bool {
+        st.pending_len() > 0
+            && st.running < st.cap
+            && !st.rate_wait
+            && (!st.held
+                || self
+                    .settings
+                    .limiters
+                    .iter()
+                    .all(|l| worker::RunningJob::holds_slot_of(l.id())))
     }
 
     /// Asks the workers holding claimed tasks of this job to hand back the ones they have not
@@ -342,7 +532,7 @@ where
     /// Carries out what `settle` decided, with the job's lock released.
     fn carry_out(self: &Arc<Self>, settled: Settled<T>) {
         if settled.push {
-            self.registry.push(self.clone(), self.service.load(Relaxed));
+            self.registry.push(self.clone(), self.key());
         }
         if let Some(callback) = settled.finished {
             // The job counts as finished before its callback runs: a callback that drops the
@@ -408,18 +598,25 @@ where
             if let Some(found) = ready(&mut st) {
                 return Some(found);
             }
-            let expired = deadline.is_some_and(|d| Instant::now() >= d);
-            if helping && st.is_runnable() && !(expired && helped) {
-                st.take_token();
-                let one_chunk = matches!(awaited, Awaited::Result);
-                self.run_with_token(
-                    st,
-                    Mode::Helping {
-                        until: deadline,
-                        one_chunk,
-                    },
-                );
-                helped = true;
+            let now = Instant::now();
+            let expired = deadline.is_some_and(|d| now >= d);
+            if helping && self.may_run_lent(&st) && !(expired && helped) {
+                match self.take_token(&mut st) {
+                    Ok(slots) => {
+                        let one_chunk = matches!(awaited, Awaited::Result);
+                        let mode = Mode::Helping {
+                            until: deadline,
+                            one_chunk,
+                        };
+                        self.run_with_token(st, mode, now, slots);
+                        helped = true;
+                    }
+                    Err(released) => {
+                        // Held by a full limiter, which releases it when a slot frees up.
+                        drop(st);
+                        limit::release(released);
+                    }
+                }
                 st = self.state.lock();
                 continue;
             }
@@ -434,9 +631,21 @@ where
                 (true, Awaited::Finish) => &self.token_freed,
                 _ => &self.progress,
             };
+            // A worker blocked here may be the only one awake to fire timers, among them the
+            // ones this job waits for (a retry, a start slot): it wakes for the earliest and
+            // fires what is due (rule 9).
+            let until = match (helping, self.registry.next_timer()) {
+                (true, Some(timer)) => Some(deadline.map_or(timer, |d| d.min(timer))),
+                _ => deadline,
+            };
             *waiter_count(&mut st, helping, awaited) += 1;
-            st = self.block(st, condvar, deadline);
+            st = self.block(st, condvar, until);
             *waiter_count(&mut st, helping, awaited) -= 1;
+            if helping && self.registry.timer_due(Instant::now()) {
+                drop(st);
+                self.registry.fire_timers(Instant::now());
+                st = self.state.lock();
+            }
         }
     }
 
@@ -455,10 +664,10 @@ where
 
 impl<F, T> Schedulable for JobCore<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Task<T>,
     T: Send + 'static,
 {
-    fn run_popped(self: Arc<Self>) {
+    fn run_popped(self: Arc<Self>, now: Instant) {
         let mut st = self.state.lock();
         st.queued = false;
         if self.registry.cancelling() {
@@ -477,18 +686,70 @@ where
             self.ask_if_a_token_is_idle(&st);
             return;
         }
-        st.take_token();
-        self.run_with_token(st, Mode::Scheduled);
+        match self.take_token(&mut st) {
+            Ok(slots) => self.run_with_token(st, Mode::Scheduled, now, slots),
+            Err(released) => {
+                // Held by a full limiter: it releases the job when a slot frees up (rule 9).
+                drop(st);
+                limit::release(released);
+            }
+        }
     }
 
     #[inline]
-    fn attained(&self) -> u64 {
-        self.service.load(Relaxed)
+    fn key(&self) -> u64 {
+        self.job_key()
     }
 
     #[inline]
     fn is_finished(&self) -> bool {
         self.finished.load(Relaxed)
+    }
+
+    fn on_timer(self: Arc<Self>, now: Instant) {
+        let mut st = self.state.lock();
+        if st.is_finished() {
+            return;
+        }
+        st.timer_at = None;
+        let mut dropped = VecDeque::new();
+        let deadline = self.settings.deadline.map(|(d, _)| d);
+        if self.registry.cancelling() {
+            dropped = st.cancel_pending();
+        } else if deadline.is_some_and(|d| now >= d) {
+            // Under the lock, before the pending tasks time out: a worker that records a chunk
+            // after this sees the flag and times out the retries it would have delayed.
+            self.gate.stopped.store(TIMED_OUT, Relaxed);
+            self.ask_for_claimed_tasks();
+            dropped = st.time_out_pending();
+        } else {
+            // A rate's start slot may be due: the job tries again (rule 9).
+            st.rate_wait = false;
+            let next = st.release_due(now);
+            let next = match (next, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(next) = next {
+                if st.needs_timer(next) {
+                    self.registry.add_timer(next, self.clone());
+                }
+            }
+        }
+        let settled = self.settle(&mut st);
+        drop(st);
+        drop_each_quietly(dropped);
+        self.carry_out(settled);
+    }
+}
+
+impl<F, T> Held for JobCore<F, T>
+where
+    F: Task<T>,
+    T: Send + 'static,
+{
+    fn release_hold(self: Arc<Self>) {
+        self.change(|st| st.held = false);
     }
 }
 
@@ -522,11 +783,14 @@ pub(crate) trait Cancel: Send + Sync {
 
 impl<F, T> Cancel for JobCore<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Task<T>,
     T: Send + 'static,
 {
     fn cancel(self: Arc<Self>) {
-        self.gate.cancelled.store(true, Relaxed);
+        let _ = self
+            .gate
+            .stopped
+            .compare_exchange(0, CANCELLED, Relaxed, Relaxed);
         let dropped = self.change(|st| st.cancel_pending());
         drop_each_quietly(dropped);
     }
@@ -536,18 +800,24 @@ where
             return false;
         }
         let mut st = self.state.lock();
-        if !st.is_runnable() {
+        if !self.may_run_lent(&st) {
             return false;
         }
-        st.take_token();
-        self.run_with_token(
-            st,
-            Mode::Helping {
-                until: None,
-                one_chunk: false,
-            },
-        );
-        true
+        match self.take_token(&mut st) {
+            Ok(slots) => {
+                let mode = Mode::Helping {
+                    until: None,
+                    one_chunk: false,
+                };
+                self.run_with_token(st, mode, Instant::now(), slots);
+                true
+            }
+            Err(released) => {
+                drop(st);
+                limit::release(released);
+                false
+            }
+        }
     }
 }
 
@@ -560,7 +830,7 @@ pub(crate) enum Next<T> {
 
 impl<F, T> JobControl<T> for JobCore<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Task<T>,
     T: Send + 'static,
 {
     fn wait_until(self: Arc<Self>, deadline: Option<Instant>) -> bool {
@@ -611,14 +881,19 @@ where
 
     fn progress(&self) -> Progress {
         let st = self.state.lock();
-        let finished = st.done + st.panicked + st.cancelled;
+        let waiting = st.delayed.len();
         Progress {
             total: st.total(),
-            pending: st.total() - finished - st.running.min(st.total() - finished),
+            pending: st.total() - st.ended() - waiting - st.running.min(st.total() - st.ended()),
             running: st.running,
             done: st.done,
             panicked: st.panicked,
             cancelled: st.cancelled,
+            failed: st.failed,
+            timed_out: st.timed_out,
+            waiting_retry: waiting,
+            retries: st.retries,
+            held: st.held || st.rate_wait,
             cap: st.cap,
             peak_running: st.peak_running,
         }
@@ -640,24 +915,37 @@ where
 /// Builds a job from its tasks and admits it to the registry.
 pub(crate) fn spawn<F, T>(
     registry: &Arc<Registry>,
-    tasks: std::collections::VecDeque<F>,
+    tasks: VecDeque<F>,
     cap: usize,
-) -> Result<JobHandle<T>, (crate::SubmitErrorKind, std::collections::VecDeque<F>)>
+    settings: Settings,
+    retry_budget: usize,
+) -> Result<JobHandle<T>, (crate::SubmitErrorKind, VecDeque<F>)>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Task<T>,
     T: Send + 'static,
 {
     let has_tasks = !tasks.is_empty();
-    let job = Arc::new(JobCore::new(registry.clone(), JobState::new(tasks, cap)));
+    let deadline = settings.deadline.map(|(d, _)| d);
+    let state = JobState::new(tasks, cap, retry_budget);
+    let job = Arc::new(JobCore::new(registry.clone(), state, settings));
     if has_tasks {
-        job.mark_queued();
+        let mut st = job.state.lock();
+        st.queued = true;
+        if let Some(deadline) = deadline {
+            st.timer_at = Some(deadline);
+        }
     } else {
         job.state.lock().finish_reported = true;
     }
     let entry: Option<Arc<dyn Schedulable>> =
         has_tasks.then(|| job.clone() as Arc<dyn Schedulable>);
     match registry.admit(entry) {
-        Ok(()) => Ok(JobHandle::new(job.clone(), job)),
+        Ok(()) => {
+            if let (true, Some(deadline)) = (has_tasks, deadline) {
+                registry.add_timer(deadline, job.clone());
+            }
+            Ok(JobHandle::new(job.clone(), job))
+        }
         Err(kind) => {
             let tasks = std::mem::take(&mut job.state.lock().pending);
             Err((kind, tasks))

@@ -1,10 +1,14 @@
 //! A job's state under its lock: pending tasks, tokens, and every task's outcome.
 
-use std::collections::VecDeque;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
 use std::task::Waker;
+use std::time::Duration;
 
+use super::task::RetryCause;
 use super::Next;
-use crate::error::{JobError, TaskError};
+use crate::error::{GaveUp, JobError, TaskError, TaskFailure};
+use crate::sync::Instant;
 
 /// The named states of one task's result slot.
 pub(crate) enum Slot<T> {
@@ -16,6 +20,10 @@ pub(crate) enum Slot<T> {
     Panicked,
     /// Never started.
     Cancelled,
+    /// Failed for good; the failure is in `JobState::failures`.
+    Failed,
+    /// Not started when the job's deadline passed.
+    TimedOut,
     /// Reported and handed to the user already (through `Completions`).
     Taken,
 }
@@ -24,19 +32,52 @@ pub(crate) enum Slot<T> {
 ///
 /// Values go in `values` (`None` where a task failed); the rarer failures go on the side, so
 /// that for most result types the common path writes one small value per task.
-pub(crate) struct ChunkOutcomes<T> {
+pub(crate) struct ChunkOutcomes<F, T> {
     pub(crate) values: Vec<Option<T>>,
     /// `(offset in the chunk, failure)`.
-    pub(crate) failures: Vec<(usize, Failure)>,
+    pub(crate) failures: Vec<(usize, Failure<F>)>,
 }
 
-/// Why a claimed task has no value.
-pub(crate) enum Failure {
+/// Why a claimed task has no value (yet).
+pub(crate) enum Failure<F> {
     Panicked(String),
     Cancelled,
+    /// Not started before the job's deadline.
+    TimedOut,
+    Failed(TaskFailure),
+    /// To be run again after a delay.
+    Retry(F, Duration, RetryCause),
 }
 
-impl<T> ChunkOutcomes<T> {
+/// A task waiting to be retried: off the workers, in its job's state, until `due`.
+pub(crate) struct Delayed<F> {
+    pub(crate) due: Instant,
+    pub(crate) index: usize,
+    pub(crate) task: F,
+}
+
+impl<F> PartialEq for Delayed<F> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<F> Eq for Delayed<F> {}
+
+impl<F> PartialOrd for Delayed<F> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<F> Ord for Delayed<F> {
+    /// The earliest is the greatest, for `BinaryHeap`.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.due, other.index).cmp(&(self.due, self.index))
+    }
+}
+
+impl<F, T> ChunkOutcomes<F, T> {
     pub(crate) fn new() -> Self {
         ChunkOutcomes {
             values: Vec::new(),
@@ -50,7 +91,7 @@ impl<T> ChunkOutcomes<T> {
     }
 
     #[cold]
-    pub(crate) fn push_failure(&mut self, failure: Failure) {
+    pub(crate) fn push_failure(&mut self, failure: Failure<F>) {
         self.failures.push((self.values.len(), failure));
         self.values.push(None);
     }
@@ -82,9 +123,28 @@ pub(crate) struct JobState<F, T> {
     pub(crate) slots: Vec<Slot<T>>,
     /// `(index, message)` of every task that panicked.
     pub(crate) panics: Vec<(usize, String)>,
+    /// `(index, failure)` of every task that failed for good.
+    pub(crate) failures: Vec<(usize, TaskFailure)>,
     pub(crate) done: usize,
     pub(crate) panicked: usize,
     pub(crate) cancelled: usize,
+    pub(crate) failed: usize,
+    pub(crate) timed_out: usize,
+    /// Tasks waiting to be retried, earliest first: neither pending nor finished (rule 9).
+    pub(crate) delayed: BinaryHeap<Delayed<F>>,
+    /// The most tasks that may wait in `delayed` at once (the retry budget).
+    pub(crate) retry_budget: usize,
+    /// Retries scheduled so far.
+    pub(crate) retries: usize,
+    /// The earliest timer this job has set and not seen fire, if any.
+    pub(crate) timer_at: Option<Instant>,
+    /// Tasks that will not run again (a retry refused), to be dropped with the lock released.
+    pub(crate) dropped: Vec<F>,
+    /// Held by a limiter whose cap was full: not runnable until the limiter releases it
+    /// (rule 9).
+    pub(crate) held: bool,
+    /// Waiting for a rate's next start slot: not runnable until a timer releases it.
+    pub(crate) rate_wait: bool,
     /// The most tokens ever taken at once.
     pub(crate) peak_running: usize,
     /// Threads blocked until the job finishes (`wait`, `wait_timeout`).
@@ -106,7 +166,7 @@ pub(crate) struct JobState<F, T> {
 }
 
 impl<F, T> JobState<F, T> {
-    pub(crate) fn new(pending: VecDeque<F>, cap: usize) -> Self {
+    pub(crate) fn new(pending: VecDeque<F>, cap: usize, retry_budget: usize) -> Self {
         let total = pending.len();
         let mut slots = Vec::with_capacity(total);
         slots.resize_with(total, || Slot::Waiting);
@@ -121,9 +181,19 @@ impl<F, T> JobState<F, T> {
             queued: false,
             slots,
             panics: Vec::new(),
+            failures: Vec::new(),
             done: 0,
             panicked: 0,
             cancelled: 0,
+            failed: 0,
+            timed_out: 0,
+            delayed: BinaryHeap::new(),
+            retry_budget,
+            retries: 0,
+            timer_at: None,
+            dropped: Vec::new(),
+            held: false,
+            rate_wait: false,
             peak_running: 0,
             finish_waiters: 0,
             result_waiters: 0,
@@ -145,15 +215,23 @@ impl<F, T> JobState<F, T> {
         self.pending.len() + self.returned_len
     }
 
-    /// Every task has an outcome.
-    pub(crate) fn is_finished(&self) -> bool {
-        self.done + self.panicked + self.cancelled == self.total()
+    /// Tasks with an outcome.
+    #[inline]
+    pub(crate) fn ended(&self) -> usize {
+        self.done + self.panicked + self.cancelled + self.failed + self.timed_out
     }
 
-    /// A pending task and a free token: the condition for being in the run queue.
+    /// Every task has an outcome.
+    #[inline]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.ended() == self.total()
+    }
+
+    /// A pending task and a free token, and no limiter holding the job: the condition for
+    /// being in the run queue.
     #[inline]
     pub(crate) fn is_runnable(&self) -> bool {
-        self.pending_len() > 0 && self.running < self.cap
+        self.pending_len() > 0 && self.running < self.cap && !self.held && !self.rate_wait
     }
 
     /// Takes a token. The caller checked `is_runnable`.
@@ -196,8 +274,17 @@ impl<F, T> JobState<F, T> {
         self.returned.insert(at, (first, tasks));
     }
 
-    /// Records the outcomes of tasks `first..first + outcomes.values.len()`.
-    pub(crate) fn record(&mut self, first: usize, outcomes: &mut ChunkOutcomes<T>) {
+    /// Records the outcomes of tasks `first..first + outcomes.values.len()`, at `now`. A task
+    /// to be retried goes to `delayed` (unless the job stopped, `stopped` saying how, or the
+    /// retry budget is used up: then it gets its failure); returns the earliest due instant of the retries added,
+    /// for the caller to set a timer if it is earlier than the job's (`needs_timer`).
+    pub(crate) fn record(
+        &mut self,
+        first: usize,
+        outcomes: &mut ChunkOutcomes<F, T>,
+        now: Instant,
+        stopped: Option<Failure<F>>,
+    ) -> Option<Instant> {
         let n = outcomes.values.len();
         let slots = &mut self.slots[first..first + n];
         for (slot, value) in slots.iter_mut().zip(outcomes.values.drain(..)) {
@@ -206,47 +293,139 @@ impl<F, T> JobState<F, T> {
             }
         }
         self.done += n - outcomes.failures.len();
+        let mut earliest: Option<Instant> = None;
+        let mut retried = 0;
         for (offset, failure) in outcomes.failures.drain(..) {
             let index = first + offset;
-            self.slots[index] = match failure {
-                Failure::Panicked(message) => {
-                    self.panicked += 1;
-                    self.panics.push((index, message));
-                    Slot::Panicked
-                }
+            let slot = match failure {
+                Failure::Panicked(message) => self.panicked(index, message),
                 Failure::Cancelled => {
                     self.cancelled += 1;
                     Slot::Cancelled
                 }
+                Failure::TimedOut => {
+                    self.timed_out += 1;
+                    Slot::TimedOut
+                }
+                Failure::Failed(failure) => self.failed(index, failure),
+                Failure::Retry(task, after, cause) => {
+                    if let Some(stop) = &stopped {
+                        self.dropped.push(task);
+                        if matches!(stop, Failure::TimedOut) {
+                            self.timed_out += 1;
+                            Slot::TimedOut
+                        } else {
+                            self.cancelled += 1;
+                            Slot::Cancelled
+                        }
+                    } else if self.delayed.len() >= self.retry_budget {
+                        self.dropped.push(task);
+                        match cause {
+                            RetryCause::Error(error, attempts) => self.failed(
+                                index,
+                                TaskFailure::new(error, attempts, GaveUp::RetryBudget),
+                            ),
+                            RetryCause::Panic(message) => self.panicked(index, message),
+                        }
+                    } else {
+                        let due = now.checked_add(after).unwrap_or(now);
+                        earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                        self.delayed.push(Delayed { due, index, task });
+                        self.retries += 1;
+                        retried += 1;
+                        continue;
+                    }
+                }
             };
+            self.slots[index] = slot;
         }
         if let Some(log) = &mut self.log {
-            log.extend(first..first + n);
+            if retried == 0 {
+                log.extend(first..first + n);
+            } else {
+                let slots = &self.slots;
+                log.extend((first..first + n).filter(|&i| !matches!(slots[i], Slot::Waiting)));
+            }
         }
+        earliest
     }
 
-    /// Marks every pending task cancelled and returns the tasks, to be dropped by the caller
-    /// once the lock is released (dropping a task runs user code).
+    /// Whether a timer for `due` is needed: none is set for an earlier instant.
+    pub(crate) fn needs_timer(&mut self, due: Instant) -> bool {
+        if self.timer_at.is_some_and(|at| at <= due) {
+            return false;
+        }
+        self.timer_at = Some(due);
+        true
+    }
+
+    fn panicked(&mut self, index: usize, message: String) -> Slot<T> {
+        self.panicked += 1;
+        self.panics.push((index, message));
+        Slot::Panicked
+    }
+
+    fn failed(&mut self, index: usize, failure: TaskFailure) -> Slot<T> {
+        self.failed += 1;
+        self.failures.push((index, failure));
+        Slot::Failed
+    }
+
+    /// Moves the retries due at `now` back to the pending tasks (claimed first, by index).
+    /// Returns the earliest due instant of those left.
+    pub(crate) fn release_due(&mut self, now: Instant) -> Option<Instant> {
+        while self.delayed.peek().is_some_and(|d| d.due <= now) {
+            let Some(d) = self.delayed.pop() else { break };
+            self.hand_back(d.index, VecDeque::from([d.task]));
+        }
+        self.delayed.peek().map(|d| d.due)
+    }
+
+    /// Marks every pending task, and every task waiting to be retried, cancelled, and
+    /// returns the tasks, to be dropped by the caller once the lock is released (dropping a
+    /// task runs user code).
     pub(crate) fn cancel_pending(&mut self) -> VecDeque<F> {
+        self.end_pending(false)
+    }
+
+    /// As `cancel_pending`, for a job whose deadline passed: the tasks are timed out.
+    pub(crate) fn time_out_pending(&mut self) -> VecDeque<F> {
+        self.end_pending(true)
+    }
+
+    fn end_pending(&mut self, timed_out: bool) -> VecDeque<F> {
         let mut tasks = VecDeque::new();
         let returned = std::mem::take(&mut self.returned);
         self.returned_len = 0;
         let first = self.next_index;
         let pending = std::mem::take(&mut self.pending);
         self.next_index += pending.len();
+        let delayed = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .map(|d| (d.index, VecDeque::from([d.task])));
         let runs = returned
             .into_iter()
-            .chain(std::iter::once((first, pending)));
+            .chain(std::iter::once((first, pending)))
+            .chain(delayed);
         for (first, run) in runs {
             for index in first..first + run.len() {
-                self.slots[index] = Slot::Cancelled;
+                self.slots[index] = if timed_out {
+                    Slot::TimedOut
+                } else {
+                    Slot::Cancelled
+                };
                 if let Some(log) = &mut self.log {
                     log.push_back(index);
                 }
             }
-            self.cancelled += run.len();
+            if timed_out {
+                self.timed_out += run.len();
+            } else {
+                self.cancelled += run.len();
+            }
             tasks.extend(run);
         }
+        tasks.extend(self.dropped.drain(..));
         tasks
     }
 
@@ -308,6 +487,14 @@ impl<F, T> JobState<F, T> {
                 Err(TaskError::Panicked(message.unwrap_or_default()))
             }
             Slot::Cancelled => Err(TaskError::Cancelled),
+            Slot::TimedOut => Err(TaskError::TimedOut),
+            Slot::Failed => {
+                let failure = self.failures.iter().position(|(i, _)| *i == index);
+                match failure {
+                    Some(at) => Err(TaskError::Failed(self.failures.swap_remove(at).1)),
+                    None => unreachable!("task {index} failed without a failure"),
+                }
+            }
             Slot::Waiting | Slot::Taken => unreachable!("task {index} has no outcome to take"),
         }
     }
@@ -316,7 +503,7 @@ impl<F, T> JobState<F, T> {
     pub(crate) fn take_results(&mut self) -> Result<Vec<T>, JobError<T>> {
         debug_assert!(self.is_finished());
         let slots = std::mem::take(&mut self.slots);
-        if self.panicked == 0 && self.cancelled == 0 {
+        if self.ended() == self.done {
             let values = slots.into_iter().map(|slot| match slot {
                 Slot::Done(value) => value,
                 _ => unreachable!("a finished job with no failures has only done tasks"),
@@ -326,12 +513,20 @@ impl<F, T> JobState<F, T> {
         let mut panics = std::mem::take(&mut self.panics);
         panics.sort_unstable_by_key(|(i, _)| *i);
         let mut panics = panics.into_iter();
+        let mut failures = std::mem::take(&mut self.failures);
+        failures.sort_unstable_by_key(|(i, _)| *i);
+        let mut failures = failures.into_iter();
         let results = slots.into_iter().map(|slot| match slot {
             Slot::Done(value) => Ok(value),
             Slot::Panicked => Err(TaskError::Panicked(
                 panics.next().map(|(_, m)| m).unwrap_or_default(),
             )),
             Slot::Cancelled => Err(TaskError::Cancelled),
+            Slot::TimedOut => Err(TaskError::TimedOut),
+            Slot::Failed => match failures.next() {
+                Some((_, failure)) => Err(TaskError::Failed(failure)),
+                None => unreachable!("a failed task without a failure"),
+            },
             Slot::Waiting | Slot::Taken => {
                 unreachable!("a finished job has an outcome for every task")
             }

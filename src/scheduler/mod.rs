@@ -4,7 +4,9 @@
 //! when a token comes back, and why no wake-up is ever lost) is written down in `README.md`
 //! beside this file.
 
+pub(crate) mod priority;
 mod run_queue;
+mod timers;
 pub(crate) mod worker;
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -14,18 +16,27 @@ use std::time::Duration;
 use crossbeam::utils::CachePadded;
 
 use crate::error::SubmitErrorKind;
-use crate::sync::{thread, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex};
-use crate::unwind::drop_each_quietly;
+use crate::sync::{
+    thread, AtomicBool, AtomicU64, AtomicUsize, Condvar, Instant, Mutex, MutexGuard,
+};
+use crate::unwind::{call_quietly, drop_each_quietly};
+use priority::Priority;
 use run_queue::RunQueue;
+use timers::Timers;
 
 /// A job as the scheduler sees it: something a worker can pop from the run queue and run.
 pub(crate) trait Schedulable: Send + Sync + 'static {
-    /// Runs the job on the current worker after it was popped from the run queue: takes a
-    /// token if one is free and runs tasks while the scheduler's rules allow.
-    fn run_popped(self: Arc<Self>);
+    /// Runs the job on the current worker after it was popped from the run queue at `now`:
+    /// takes a token if one is free and runs tasks while the scheduler's rules allow.
+    fn run_popped(self: Arc<Self>, now: Instant);
 
-    /// The job's attained service, its key in the run queue: nanoseconds its tasks have run.
-    fn attained(&self) -> u64;
+    /// The job's key in the run queue: its priority, stage and rank (`priority.rs`); for a
+    /// plain job the rank is its attained service, the nanoseconds its tasks have run.
+    fn key(&self) -> u64;
+
+    /// A timer the job set has fired at `now` (or the pool is cancelling every task): the job
+    /// looks at what is due (README.md, rule 9).
+    fn on_timer(self: Arc<Self>, now: Instant);
 
     /// Whether every task of the job has an outcome. Such a job can never be runnable again,
     /// so its run-queue entry is dead and can be dropped without a look at the job (README.md,
@@ -58,6 +69,13 @@ pub(crate) struct Registry {
     queued_min: AtomicU64,
     /// Jobs accepted and not yet finished (their completion callbacks included).
     live_jobs: AtomicUsize,
+    /// The instant timers count from.
+    epoch: Instant,
+    /// The earliest timer, in nanoseconds since `epoch` (`u64::MAX`: none). Written under the
+    /// lock; read `Relaxed` by busy workers after each chunk, who then take the lock and fire
+    /// what is due (a stale value only makes a timer fire one chunk later, or a look for
+    /// nothing).
+    next_timer: AtomicU64,
     /// What a worker checks before every task, whatever the job: on a cache line of its own,
     /// away from `queued_min` and the lock, written only when it changes.
     gate: CachePadded<PoolGate>,
@@ -88,26 +106,30 @@ struct Shared {
     shutdown: bool,
     /// The value last written to `Registry::queued_min`.
     published_min: u64,
+    timers: Timers,
 }
 
 impl Registry {
-    pub(crate) fn new(threads: usize, time_slice: Duration) -> Registry {
+    pub(crate) fn new(threads: usize, time_slice: Duration, aging_turns: usize) -> Registry {
         static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         Registry {
             id: NEXT_ID.fetch_add(1, Relaxed),
             threads,
             time_slice,
             shared: Mutex::new(Shared {
-                queue: RunQueue::default(),
+                queue: RunQueue::new(aging_turns),
                 sleepers: 0,
                 spinners: 0,
                 wakeups: 0,
                 shutdown: false,
                 published_min: u64::MAX,
+                timers: Timers::default(),
             }),
             work_available: Condvar::new(),
             queued_min: AtomicU64::new(u64::MAX),
             live_jobs: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            next_timer: AtomicU64::new(u64::MAX),
             gate: CachePadded::new(PoolGate::default()),
         }
     }
@@ -115,11 +137,6 @@ impl Registry {
     /// The number of worker threads.
     pub(crate) fn threads(&self) -> usize {
         self.threads
-    }
-
-    /// How long a worker keeps serving one job while a less served job waits.
-    pub(crate) fn time_slice(&self) -> Duration {
-        self.time_slice
     }
 
     /// Whether the current thread is one of this pool's workers.
@@ -140,7 +157,8 @@ impl Registry {
             // Counted under the lock that workers hold when they decide to exit: a worker
             // never leaves while an admitted job is not finished.
             self.live_jobs.fetch_add(1, SeqCst);
-            self.push_locked(&mut shared, job, 0);
+            let key = job.key();
+            self.push_locked(&mut shared, job, key);
         }
         Ok(())
     }
@@ -153,7 +171,7 @@ impl Registry {
     }
 
     fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
-        shared.queue.push(job, key);
+        shared.queue.push_at(job, key, Instant::now);
         self.publish_min(shared);
         if shared.sleepers == 0 && shared.spinners == 0 {
             // Every worker is busy: ask them to look up from their chunks (rule 3).
@@ -178,11 +196,104 @@ impl Registry {
         }
     }
 
-    /// Whether a queued job has had less service than `attained`, so that a worker serving a
-    /// job with that much service should hand its token back at the end of its time slice.
+    /// Whether a worker serving a job of key `key` for `served` should hand its token back:
+    /// a job that goes before it waits, and either it is of a higher priority (it gets the
+    /// worker after one task) or the worker has served this job for a whole time slice.
     #[inline]
-    pub(crate) fn less_served_waiting(&self, attained: u64) -> bool {
-        self.queued_min.load(Relaxed) < attained
+    pub(crate) fn should_yield(&self, key: u64, served: Duration) -> bool {
+        let min = self.queued_min.load(Relaxed);
+        min < key
+            && (served >= self.time_slice || priority::level(min) / 2 < priority::level(key) / 2)
+    }
+
+    /// How long the jobs of `priority` have waited for a turn, if any wait.
+    pub(crate) fn waited(&self, priority: Priority) -> Option<Duration> {
+        let shared = self.shared.lock();
+        shared.queue.waited(priority.index(), Instant::now())
+    }
+
+    /// Nanoseconds from the registry's epoch to `at`.
+    #[inline]
+    fn since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Sets a timer: `job.on_timer` is called once `due` has passed. If it is the earliest
+    /// timer, a sleeping worker is woken to sleep until it instead (rule 9).
+    pub(crate) fn add_timer(&self, due: Instant, job: Arc<dyn Schedulable>) {
+        let mut shared = self.shared.lock();
+        if shared.timers.add(due, job) {
+            self.next_timer.store(self.since_epoch(due), Relaxed);
+            if shared.sleepers > shared.wakeups {
+                shared.wakeups += 1;
+                self.work_available.notify_one();
+            }
+        }
+    }
+
+    /// The earliest timer, if any (read without the lock, so possibly just stale).
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        match self.next_timer.load(Relaxed) {
+            u64::MAX => None,
+            nanos => self.epoch.checked_add(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Whether a timer is due at `now`: one load, for busy workers after each chunk.
+    #[inline]
+    pub(crate) fn timer_due(&self, now: Instant) -> bool {
+        self.next_timer.load(Relaxed) <= self.since_epoch(now)
+    }
+
+    /// Fires the timers due at `now`, if any.
+    pub(crate) fn fire_timers(&self, now: Instant) {
+        if self.timer_due(now) || (self.cancelling() && self.next_timer.load(Relaxed) != u64::MAX) {
+            let shared = self.shared.lock();
+            drop(self.fire_timers_locked(shared, now));
+        }
+    }
+
+    /// Takes the timers due at `now` (all of them once the pool is cancelling), releases the
+    /// lock, fires them, and takes the lock again.
+    fn fire_timers_locked<'a>(
+        &'a self,
+        mut shared: MutexGuard<'a, Shared>,
+        now: Instant,
+    ) -> MutexGuard<'a, Shared> {
+        let mut due = Vec::new();
+        shared.timers.take_due(now, self.cancelling(), &mut due);
+        if due.is_empty() {
+            return shared;
+        }
+        let next = shared
+            .timers
+            .next_due()
+            .map_or(u64::MAX, |d| self.since_epoch(d));
+        self.next_timer.store(next, Relaxed);
+        drop(shared);
+        for timer in due {
+            // Firing runs no user code but the drop of tasks it cancels, which it catches; a
+            // panic here would only come from a job's last reference being dropped.
+            call_quietly(|| timer.job.on_timer(now));
+        }
+        self.shared.lock()
+    }
+
+    /// Sleeps on `work_available` until notified, or until the earliest timer is due.
+    fn sleep<'a>(&'a self, shared: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
+        match shared.timers.next_due() {
+            None => self.work_available.wait(shared),
+            #[cfg(not(loom))]
+            Some(due) => self.work_available.wait_until(shared, due),
+            // loom has no timed wait: a worker with a timer to keep yields and looks again
+            // (each look moves its logical clock on, so the timer comes due).
+            #[cfg(loom)]
+            Some(_) => {
+                drop(shared);
+                thread::yield_now();
+                self.shared.lock()
+            }
+        }
     }
 
     /// Whether `shutdown_now` asked to cancel every pending task.
@@ -203,15 +314,26 @@ impl Registry {
     /// The run queue hands back the dead entries it meets; they are dropped here, with the lock
     /// released and under `catch_unwind`: an entry may hold the last reference to a detached
     /// job, whose results are user values with a `Drop` of their own.
-    pub(crate) fn find_work(&self) -> Option<Arc<dyn Schedulable>> {
+    pub(crate) fn find_work(&self) -> Option<(Arc<dyn Schedulable>, Instant)> {
         let mut dead = Vec::new();
         let mut shared = self.shared.lock();
         let mut spun = false;
         let found = loop {
-            let job = shared.queue.pop(&mut dead);
+            // One clock read per look: it times the timers, the waits of each priority, and
+            // the slice of the job found.
+            let now = Instant::now();
+            if shared
+                .timers
+                .next_due()
+                .is_some_and(|due| due <= now || self.cancelling())
+            {
+                shared = self.fire_timers_locked(shared, now);
+                continue;
+            }
+            let job = shared.queue.pop(now, &mut dead);
             self.publish_min(&mut shared);
-            if job.is_some() {
-                break job;
+            if let Some(job) = job {
+                break Some((job, now));
             }
             if shared.shutdown && self.live_jobs.load(SeqCst) == 0 {
                 break None;
@@ -241,7 +363,7 @@ impl Registry {
                 continue;
             }
             shared.sleepers += 1;
-            shared = self.work_available.wait(shared);
+            shared = self.sleep(shared);
             shared.sleepers -= 1;
             shared.wakeups = shared.wakeups.saturating_sub(1);
             spun = false;

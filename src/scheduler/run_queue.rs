@@ -15,30 +15,35 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
+use super::priority::{self, LEVELS};
 use super::Schedulable;
+use crate::sync::Instant;
 
 /// How many stale keys one pop refreshes at most before it takes the top entry as it is.
 const MAX_REFRESHES: usize = 4;
 
+/// The number of priorities.
+const PRIORITIES: usize = LEVELS / 2;
+
 /// One job in the run queue.
 struct Entry {
-    /// The job's attained service when pushed (or last refreshed).
-    key: u64,
+    /// The job's rank within its level when pushed (or last refreshed).
+    rank: u64,
     /// Push order, to break ties first-come first-served.
     seq: u64,
     job: Arc<dyn Schedulable>,
 }
 
 impl Entry {
-    /// The entry served first is the greatest in `BinaryHeap` terms: smallest key, then oldest.
-    fn rank(&self) -> (std::cmp::Reverse<u64>, std::cmp::Reverse<u64>) {
-        (std::cmp::Reverse(self.key), std::cmp::Reverse(self.seq))
+    /// The entry served first is the greatest in `BinaryHeap` terms: smallest rank, then oldest.
+    fn order(&self) -> (std::cmp::Reverse<u64>, std::cmp::Reverse<u64>) {
+        (std::cmp::Reverse(self.rank), std::cmp::Reverse(self.seq))
     }
 }
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        self.rank() == other.rank()
+        self.order() == other.order()
     }
 }
 
@@ -52,67 +57,195 @@ impl PartialOrd for Entry {
 
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.rank().cmp(&other.rank())
+        self.order().cmp(&other.order())
     }
 }
 
-/// A min-queue of runnable jobs by attained service. Not synchronized: the registry keeps it
-/// under its lock.
+/// The jobs of one level (a priority and a stage, see `priority.rs`).
 ///
-/// Jobs that have had no service yet (key 0: just submitted) wait in a plain FIFO, since no key
+/// Jobs of rank 0 (new jobs that have had no service yet) wait in a plain FIFO, since no rank
 /// is smaller and they need no ordering among themselves but arrival: a burst of submissions
 /// costs O(1) per job, not a heap operation on a heap as large as the burst.
 #[derive(Default)]
-pub(crate) struct RunQueue {
+struct Level {
     fresh: VecDeque<Arc<dyn Schedulable>>,
     heap: BinaryHeap<Entry>,
+}
+
+impl Level {
+    fn len(&self) -> usize {
+        self.fresh.len() + self.heap.len()
+    }
+
+    fn min_rank(&self) -> Option<u64> {
+        if self.fresh.is_empty() {
+            self.heap.peek().map(|e| e.rank)
+        } else {
+            Some(0)
+        }
+    }
+}
+
+/// A min-queue of runnable jobs by key: priority first, then stage, then rank (see
+/// `priority.rs`). Not synchronized: the registry keeps it under its lock.
+///
+/// **Aging.** A priority is served ahead of the ones below it, but not forever: each time a
+/// job is popped from a priority while a lower priority has jobs waiting, the lower one is
+/// *passed over* once, and a priority passed over `aging_turns` times in a row gets the next
+/// pop. So while it has runnable jobs, a priority gets at least one turn (a worker for one time
+/// slice, or one task when tasks are longer) in every `aging_turns + 1`, whatever runs above it.
+pub(crate) struct RunQueue {
+    levels: [Level; LEVELS],
+    /// Per priority, how many pops in a row served a higher priority while it waited.
+    passed_over: [usize; PRIORITIES],
+    /// Per priority, since when it has had jobs waiting without a turn.
+    waiting_since: [Option<Instant>; PRIORITIES],
+    aging_turns: usize,
     next_seq: u64,
 }
 
+impl Default for RunQueue {
+    fn default() -> Self {
+        RunQueue::new(usize::MAX)
+    }
+}
+
 impl RunQueue {
-    /// Adds `job` with the given attained service.
-    pub(crate) fn push(&mut self, job: Arc<dyn Schedulable>, key: u64) {
-        if key == 0 {
-            self.fresh.push_back(job);
+    /// A run queue whose lower priorities get a turn after `aging_turns` pops of higher ones.
+    pub(crate) fn new(aging_turns: usize) -> Self {
+        RunQueue {
+            levels: Default::default(),
+            passed_over: [0; PRIORITIES],
+            waiting_since: [None; PRIORITIES],
+            aging_turns: aging_turns.max(1),
+            next_seq: 0,
+        }
+    }
+
+    /// Adds `job` with the given key. `now` is read only when the job's priority had no job
+    /// waiting.
+    pub(crate) fn push_at(
+        &mut self,
+        job: Arc<dyn Schedulable>,
+        key: u64,
+        now: impl FnOnce() -> Instant,
+    ) {
+        let p = priority::level(key) / 2;
+        if self.waiting_since[p].is_none() {
+            self.waiting_since[p] = Some(now());
+        }
+        self.push(job, key);
+    }
+
+    /// Adds `job` with the given key, for a job moved within the queue.
+    fn push(&mut self, job: Arc<dyn Schedulable>, key: u64) {
+        let level = &mut self.levels[priority::level(key)];
+        let rank = priority::rank(key);
+        if rank == 0 {
+            level.fresh.push_back(job);
             return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Entry { key, seq, job });
+        level.heap.push(Entry { rank, seq, job });
     }
 
-    /// Removes and returns the least served job, refreshing stale keys on the way. The entries
-    /// of finished jobs are moved to `dead`, for the caller to drop once
+    /// Whether priority `p` has jobs waiting (dead entries included).
+    fn waiting(&self, p: usize) -> bool {
+        self.levels[2 * p].len() + self.levels[2 * p + 1].len() > 0
+    }
+
+    /// Removes and returns the job to serve next: from the highest priority with jobs, unless
+    /// a lower one is due a turn (aging); within it, the lowest key, refreshing stale keys on
+    /// the way. The entries of finished jobs are moved to `dead`, for the caller to drop once
     /// it has released its lock (dropping the last reference to a job drops its results).
     pub(crate) fn pop(
         &mut self,
+        now: Instant,
         dead: &mut Vec<Arc<dyn Schedulable>>,
     ) -> Option<Arc<dyn Schedulable>> {
-        while let Some(job) = self.fresh.pop_front() {
-            match job.attained() {
-                _ if job.is_finished() => dead.push(job),
-                0 => return Some(job),
-                // Served since it was queued (a waiting worker helped it): no longer fresh.
-                attained => self.push(job, attained),
+        let found = self.pop_job(dead);
+        for p in 0..PRIORITIES {
+            if !self.waiting(p) {
+                self.waiting_since[p] = None;
             }
         }
+        if let Some(job) = &found {
+            let p = priority::level(job.key()) / 2;
+            if self.waiting(p) {
+                self.waiting_since[p] = Some(now);
+            }
+        }
+        found
+    }
+
+    /// How long priority `p` has had jobs waiting without a turn, at `now`.
+    pub(crate) fn waited(&self, p: usize, now: Instant) -> Option<std::time::Duration> {
+        self.waiting_since[p].map(|since| now.saturating_duration_since(since))
+    }
+
+    fn pop_job(&mut self, dead: &mut Vec<Arc<dyn Schedulable>>) -> Option<Arc<dyn Schedulable>> {
+        loop {
+            let best = (0..PRIORITIES).find(|&p| self.waiting(p))?;
+            let aged = (best + 1..PRIORITIES)
+                .find(|&p| self.waiting(p) && self.passed_over[p] >= self.aging_turns);
+            let chosen = aged.unwrap_or(best);
+            for p in chosen + 1..PRIORITIES {
+                if self.waiting(p) {
+                    self.passed_over[p] += 1;
+                }
+            }
+            self.passed_over[chosen] = 0;
+            for level in [2 * chosen, 2 * chosen + 1] {
+                if let Some(job) = self.pop_level(level, dead) {
+                    return Some(job);
+                }
+            }
+            // Every entry of that priority was dead: look again.
+        }
+    }
+
+    /// The best live job of one level, or `None` when it has none.
+    fn pop_level(
+        &mut self,
+        level: usize,
+        dead: &mut Vec<Arc<dyn Schedulable>>,
+    ) -> Option<Arc<dyn Schedulable>> {
+        while let Some(job) = self.levels[level].fresh.pop_front() {
+            if job.is_finished() {
+                dead.push(job);
+                continue;
+            }
+            let key = job.key();
+            if priority::level(key) == level && priority::rank(key) == 0 {
+                return Some(job);
+            }
+            // Served since it was queued (a waiting worker helped it): no longer fresh.
+            self.push(job, key);
+        }
         let mut refreshed = 0;
-        while let Some(mut top) = self.heap.pop() {
+        while let Some(mut top) = self.levels[level].heap.pop() {
             if top.job.is_finished() {
                 dead.push(top.job);
                 continue;
             }
-            let fresh = top.job.attained();
+            let key = top.job.key();
+            if priority::level(key) != level {
+                // Its stage changed (a run's first stage started): it belongs elsewhere.
+                self.push(top.job, key);
+                continue;
+            }
+            let fresh = priority::rank(key);
             // A few refreshes per pop are enough to serve the least served job in practice;
             // the bound keeps a pop cheap however many keys went stale.
-            if fresh > top.key && refreshed < MAX_REFRESHES {
-                top.key = fresh;
-                if self
+            if fresh > top.rank && refreshed < MAX_REFRESHES {
+                top.rank = fresh;
+                if self.levels[level]
                     .heap
                     .peek()
-                    .is_some_and(|next| next.rank() > top.rank())
+                    .is_some_and(|next| next.order() > top.order())
                 {
-                    self.heap.push(top);
+                    self.levels[level].heap.push(top);
                     refreshed += 1;
                     continue;
                 }
@@ -124,15 +257,16 @@ impl RunQueue {
 
     /// The smallest key in the queue (possibly stale, so possibly too small), or `u64::MAX`.
     pub(crate) fn min_key(&self) -> u64 {
-        if self.fresh.is_empty() {
-            self.heap.peek().map_or(u64::MAX, |e| e.key)
-        } else {
-            0
+        for (i, level) in self.levels.iter().enumerate() {
+            if let Some(rank) = level.min_rank() {
+                return ((i as u64) << 61) | rank;
+            }
         }
+        u64::MAX
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.fresh.len() + self.heap.len()
+        self.levels.iter().map(Level::len).sum()
     }
 
     #[cfg(test)]
@@ -153,8 +287,9 @@ mod tests {
     }
 
     impl Schedulable for Fake {
-        fn run_popped(self: Arc<Self>) {}
-        fn attained(&self) -> u64 {
+        fn run_popped(self: Arc<Self>, _now: Instant) {}
+        fn on_timer(self: Arc<Self>, _now: Instant) {}
+        fn key(&self) -> u64 {
             self.attained.load(Relaxed)
         }
         fn is_finished(&self) -> bool {
@@ -180,12 +315,12 @@ mod tests {
     fn least_served_first_then_push_order() {
         let (a, b, c) = (fake("a", 5), fake("b", 0), fake("c", 0));
         let mut q = RunQueue::default();
-        q.push(a.clone(), 5);
-        q.push(b.clone(), 0);
-        q.push(c.clone(), 0);
+        q.push_at(a.clone(), 5, Instant::now);
+        q.push_at(b.clone(), 0, Instant::now);
+        q.push_at(c.clone(), 0, Instant::now);
         assert_eq!(q.min_key(), 0);
         let all = [&a, &b, &c];
-        let order: Vec<_> = std::iter::from_fn(|| q.pop(&mut Vec::new()))
+        let order: Vec<_> = std::iter::from_fn(|| q.pop(Instant::now(), &mut Vec::new()))
             .map(|j| name(j, &all))
             .collect();
         assert_eq!(order, ["b", "c", "a"]);
@@ -196,12 +331,18 @@ mod tests {
     fn stale_keys_are_refreshed_on_pop() {
         let (a, b) = (fake("a", 0), fake("b", 3));
         let mut q = RunQueue::default();
-        q.push(a.clone(), 0);
-        q.push(b.clone(), 3);
+        q.push_at(a.clone(), 0, Instant::now);
+        q.push_at(b.clone(), 3, Instant::now);
         a.attained.store(10, Relaxed); // a ran elsewhere since it was pushed
         let all = [&a, &b];
-        assert_eq!(name(q.pop(&mut Vec::new()).unwrap(), &all), "b");
-        assert_eq!(name(q.pop(&mut Vec::new()).unwrap(), &all), "a");
+        assert_eq!(
+            name(q.pop(Instant::now(), &mut Vec::new()).unwrap(), &all),
+            "b"
+        );
+        assert_eq!(
+            name(q.pop(Instant::now(), &mut Vec::new()).unwrap(), &all),
+            "a"
+        );
         assert!(q.is_empty());
     }
 
@@ -209,9 +350,12 @@ mod tests {
     fn finished_jobs_are_dropped() {
         let (a, b) = (fake("finished", 0), fake("b", 7));
         let mut q = RunQueue::default();
-        q.push(a, 0);
-        q.push(b.clone(), 7);
-        assert_eq!(name(q.pop(&mut Vec::new()).unwrap(), &[&b]), "b");
-        assert!(q.pop(&mut Vec::new()).is_none());
+        q.push_at(a, 0, Instant::now);
+        q.push_at(b.clone(), 7, Instant::now);
+        assert_eq!(
+            name(q.pop(Instant::now(), &mut Vec::new()).unwrap(), &[&b]),
+            "b"
+        );
+        assert!(q.pop(Instant::now(), &mut Vec::new()).is_none());
     }
 }

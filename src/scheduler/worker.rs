@@ -17,6 +17,12 @@ thread_local! {
     /// The jobs whose tasks this thread is running, outermost first: more than one when a task
     /// waits on another job and the worker runs that job's tasks meanwhile.
     static RUNNING_JOBS: RefCell<Vec<usize>> = RefCell::new(Vec::new());
+
+    #[allow(clippy::missing_const_for_thread_local)]
+    /// The limiters whose slots the tasks running on this thread hold, one entry per job on
+    /// `RUNNING_JOBS` with limiters: a task waiting further up the stack lends its slots to
+    /// the jobs it waits on (README.md, rule 9).
+    static HELD_SLOTS: RefCell<Vec<usize>> = RefCell::new(Vec::new());
 }
 
 /// The id of the registry the current thread works for, or 0 for any other thread.
@@ -29,11 +35,11 @@ pub(crate) fn current_registry_id() -> usize {
 /// Nothing unwinds out of this loop, so a worker lives as long as its pool.
 pub(crate) fn worker_main(registry: Arc<Registry>) {
     CURRENT_REGISTRY.with(|id| id.set(registry.id));
-    while let Some(job) = registry.find_work() {
+    while let Some((job, now)) = registry.find_work() {
         // Tasks, callbacks and the drop of cancelled tasks are caught where they run; what can
         // still unwind here is the drop of a detached job's results, when this worker holds the
         // job's last reference. It must not end the worker.
-        call_quietly(|| job.run_popped());
+        call_quietly(|| job.run_popped(now));
     }
 }
 
@@ -42,13 +48,27 @@ pub(crate) fn worker_main(registry: Arc<Registry>) {
 /// A job on this list cannot finish before the current thread returns to it, so a wait on it
 /// from this thread could never end: `wait` panics instead of hanging (see `JobCore::wait_for`).
 /// Only entered and left once per run of a job's tasks, not per task.
-pub(crate) struct RunningJob(());
+pub(crate) struct RunningJob {
+    limiters: usize,
+}
 
 impl RunningJob {
-    /// Puts the job with identity `job` on this thread's list.
-    pub(crate) fn enter(job: usize) -> RunningJob {
+    /// Puts the job with identity `job`, and the identities of its limiters, on this thread's
+    /// lists.
+    pub(crate) fn enter(job: usize, limiters: &[usize]) -> RunningJob {
         RUNNING_JOBS.with(|jobs| jobs.borrow_mut().push(job));
-        RunningJob(())
+        if !limiters.is_empty() {
+            HELD_SLOTS.with(|held| held.borrow_mut().extend_from_slice(limiters));
+        }
+        RunningJob {
+            limiters: limiters.len(),
+        }
+    }
+
+    /// Whether a task running on this thread holds a slot of the limiter `limiter`: a job it
+    /// waits on may use that slot while it waits.
+    pub(crate) fn holds_slot_of(limiter: usize) -> bool {
+        HELD_SLOTS.with(|held| held.borrow().contains(&limiter))
     }
 
     /// Whether a task of the job with identity `job` is running on this thread.
@@ -60,5 +80,12 @@ impl RunningJob {
 impl Drop for RunningJob {
     fn drop(&mut self) {
         RUNNING_JOBS.with(|jobs| jobs.borrow_mut().pop());
+        if self.limiters > 0 {
+            HELD_SLOTS.with(|held| {
+                let mut held = held.borrow_mut();
+                let len = held.len() - self.limiters;
+                held.truncate(len);
+            });
+        }
     }
 }
