@@ -7,6 +7,8 @@
 //! - `examples/compare_strategies.rs`: every strategy on W1-W5, interleaved, in one table.
 //! - `examples/flood.rs`: W6, runs of a small graph arriving faster than the pool can serve
 //!   them, against an oldest-run-first schedule simulated in [`flood_sim`].
+//! - `examples/job_control.rs`: W7, urgent jobs arriving during a bulk batch, with and without
+//!   `Priority::High`; W8, flaky tasks retried inside the task or under a `Retry` policy.
 //!
 //! ```text
 //! cargo bench -p jobpool-bench                      # every suite
