@@ -448,9 +448,10 @@ where
     }
 
     /// Takes a start slot of each limiter's rate at `now`, or says when the next is due.
-    fn try_start(&self, now: Instant) -> Result<(), Instant> {
+    fn try_start(self: &Arc<Self>, now: Instant) -> Result<(), Instant> {
+        let held: Arc<dyn Held> = self.clone();
         for limiter in &self.settings.limiters {
-            limiter.try_start(now)?;
+            limiter.try_start(now, &held)?;
         }
         Ok(())
     }
@@ -749,7 +750,10 @@ where
     T: Send + 'static,
 {
     fn release_hold(self: Arc<Self>) {
-        self.change(|st| st.held = false);
+        self.change(|st| {
+            st.held = false;
+            st.rate_wait = false;
+        });
     }
 }
 

@@ -132,9 +132,11 @@ impl Gcra {
         self.rate
     }
 
-    /// A new rate, applied from the next start on.
+    /// A new rate, applied from the next start on. The debt of starts made at the old rate
+    /// is forgiven: the new rate starts afresh, its burst available at once.
     pub(crate) fn set_rate(&mut self, rate: Rate) {
         self.rate = rate;
+        self.tat = None;
     }
 
     /// Takes a start slot at `now`, or says when the next one will be free.

@@ -61,8 +61,11 @@ struct LimitState {
     peak_running: usize,
     rate: Option<Gcra>,
     starts: u64,
-    /// Jobs held because the cap was full or no start slot was free.
+    /// Jobs held because the cap was full.
     held: Vec<Arc<dyn Held>>,
+    /// Jobs waiting for a start slot (each also has a timer for it), once each: a changed
+    /// rate releases them at once.
+    rate_waiting: Vec<Arc<dyn Held>>,
 }
 
 impl Limiter {
@@ -85,6 +88,7 @@ impl Limiter {
                 rate: None,
                 starts: 0,
                 held: Vec::new(),
+                rate_waiting: Vec::new(),
             })),
         }
     }
@@ -147,7 +151,8 @@ impl Limiter {
         release(held);
     }
 
-    /// Changes the rate (`None`: no rate) while jobs run; it applies from the next start on.
+    /// Changes the rate (`None`: no rate) while jobs run; it applies from the next start on,
+    /// afresh (its burst is available at once), and jobs waiting for a start slot try again.
     ///
     /// # Examples
     ///
@@ -164,7 +169,9 @@ impl Limiter {
                 (Some(gcra), Some(rate)) => gcra.set_rate(rate),
                 (slot, rate) => *slot = rate.map(Gcra::new),
             }
-            std::mem::take(&mut st.held)
+            let mut held = std::mem::take(&mut st.held);
+            held.append(&mut st.rate_waiting);
+            held
         };
         release(held);
     }
@@ -231,19 +238,30 @@ impl Limiter {
         }
     }
 
-    /// Takes a start slot of the rate at `now`, or says when the next slot is free (the job
-    /// then sets a timer for it).
-    pub(crate) fn try_start(&self, now: Instant) -> Result<(), Instant> {
+    /// Takes a start slot of the rate at `now` for `job`, or says when the next slot is free
+    /// (the job then sets a timer for it, and is on the list a changed rate releases).
+    pub(crate) fn try_start(&self, now: Instant, job: &Arc<dyn Held>) -> Result<(), Instant> {
         let mut st = self.inner.lock();
         let Some(gcra) = &mut st.rate else {
             return Ok(());
         };
+        let same = |other: &Arc<dyn Held>| {
+            Arc::as_ptr(other) as *const () == Arc::as_ptr(job) as *const ()
+        };
         match gcra.try_start(now) {
             Ok(()) => {
                 st.starts += 1;
+                if !st.rate_waiting.is_empty() {
+                    st.rate_waiting.retain(|other| !same(other));
+                }
                 Ok(())
             }
-            Err(at) => Err(at),
+            Err(at) => {
+                if !st.rate_waiting.iter().any(same) {
+                    st.rate_waiting.push(job.clone());
+                }
+                Err(at)
+            }
         }
     }
 }
