@@ -103,6 +103,12 @@ impl Pool {
         &self.inner.registry
     }
 
+    /// The rank of a dependency graph's run that started at `started`: older runs rank
+    /// lower (they go first).
+    pub(crate) fn run_rank(&self, started: std::time::Instant) -> u64 {
+        self.inner.registry.rank_of(crate::sync::from_std(started))
+    }
+
     /// Whether the current thread is one of this pool's workers.
     pub(crate) fn is_worker_thread(&self) -> bool {
         self.inner.registry.is_current_worker()

@@ -491,7 +491,13 @@ impl Run {
             let probe = probe.clone();
             Box::new(move |outcome| run.job_ended(module, outcome, &probe))
         };
-        let submitted = tasks.submit(&pool, cap, inputs, probe, on_end);
+        // The run's later stages go before new runs' first stages: a pool finishes the runs it
+        // started before it starts more (scheduler README, rule 10).
+        let stage = (
+            pool.run_rank(self.started),
+            self.modules[module].dependencies.is_empty(),
+        );
+        let submitted = tasks.submit(&pool, cap, stage, inputs, probe, on_end);
         drop((pool, tasks));
         let mut st = self.state.lock();
         match submitted {

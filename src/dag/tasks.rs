@@ -50,10 +50,12 @@ pub(crate) trait ModuleTasks: Send + Sync {
     /// Submits the tasks to `pool` as one job of cap `cap`, each task handed a [`Context`] on
     /// `inputs`, and arranges for `on_end` to be called when the job ends (on the worker that
     /// ran the last task, or on this thread if it has ended already).
+    /// `stage` is the run's rank (its start) and whether the module is one of its first stage.
     fn submit(
         &self,
         pool: &Pool,
         cap: usize,
+        stage: (u64, bool),
         inputs: Arc<Inputs>,
         probe: Arc<ConcurrencyProbe>,
         on_end: OnJobEnd,
@@ -78,6 +80,7 @@ impl<T: Send + Sync + 'static> ModuleTasks for TypedTasks<T> {
         &self,
         pool: &Pool,
         cap: usize,
+        stage: (u64, bool),
         inputs: Arc<Inputs>,
         probe: Arc<ConcurrencyProbe>,
         on_end: OnJobEnd,
@@ -91,7 +94,12 @@ impl<T: Send + Sync + 'static> ModuleTasks for TypedTasks<T> {
                 task(&context)
             }
         });
-        let handle = pool.try_submit(jobs, cap).map_err(|err| err.kind())?;
+        let handle = pool
+            .job()
+            .cap(cap)
+            .run_stage(stage)
+            .try_submit(jobs)
+            .map_err(|err| err.kind())?;
         // The tasks hold what they need; let go of the rest before the callback may run here.
         drop(inputs);
         let canceller = handle.canceller();

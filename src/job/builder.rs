@@ -174,6 +174,13 @@ impl<'p, R> JobBuilder<'p, R> {
         self.limit(&limiter)
     }
 
+    /// Marks the job as a module of a dependency graph's run that started at `rank` (and
+    /// whether it is of the run's first stage): see `scheduler/priority.rs`.
+    pub(crate) fn run_stage(mut self, stage: (u64, bool)) -> Self {
+        self.settings.run = Some(stage);
+        self
+    }
+
     /// Stops the job at its first failure (a task that failed for good, or panicked): the
     /// tasks that have not started are cancelled, and reported so, as a dependency graph's
     /// fail-fast does. Running tasks finish.

@@ -212,6 +212,11 @@ impl Registry {
         shared.queue.waited(priority.index(), Instant::now())
     }
 
+    /// The rank of a run that started at `at`: nanoseconds since the epoch, at least 1.
+    pub(crate) fn rank_of(&self, at: Instant) -> u64 {
+        self.since_epoch(at).saturating_add(1)
+    }
+
     /// Nanoseconds from the registry's epoch to `at`.
     #[inline]
     fn since_epoch(&self, at: Instant) -> u64 {
