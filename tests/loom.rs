@@ -408,3 +408,125 @@ fn polling_completions_never_loses_a_wake_up() {
         assert_eq!(seen, (Some((0, 1)), Some((1, 2)), None));
     });
 }
+
+/// A retry policy that retries once, after 1 µs of the stand-in clock.
+fn retry_once() -> jobpool::Retry {
+    let delay = Duration::from_micros(1);
+    jobpool::Retry::attempts(2)
+        .backoff(delay, 1.0, delay)
+        .jitter(0.0)
+}
+
+/// A fallible task that fails on its first attempt, counting its attempts.
+fn fails_once(
+    attempts: &Arc<AtomicUsize>,
+) -> impl FnMut(&jobpool::TaskContext<'_>) -> Result<u32, String> + Send + 'static {
+    let attempts = attempts.clone();
+    move |cx| {
+        attempts.fetch_add(1, SeqCst);
+        if cx.attempt() == 1 {
+            Err("first attempt fails".into())
+        } else {
+            Ok(cx.attempt())
+        }
+    }
+}
+
+/// A retry comes due while the only worker has nothing else to do (it sleeps, or under loom
+/// yields, until its timer): the retry runs, once (rule 9).
+#[test]
+fn a_retry_comes_due_while_the_worker_sleeps() {
+    model(2, || {
+        let pool = Pool::new(1);
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let job = pool
+            .job()
+            .retry(retry_once())
+            .submit_fallible(vec![fails_once(&attempts)]);
+        assert_eq!(job.wait().unwrap(), vec![2]);
+        assert_eq!(attempts.load(SeqCst), 2);
+    });
+}
+
+/// `cancel` races a retry that is waiting or coming due: the task ends exactly once, either
+/// retried to success or cancelled, never both, never lost.
+#[test]
+fn cancel_races_a_due_retry() {
+    model(2, || {
+        let pool = Pool::new(1);
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let job = pool
+            .job()
+            .retry(retry_once())
+            .submit_fallible(vec![fails_once(&attempts)]);
+        job.cancel();
+        match job.wait() {
+            Ok(values) => {
+                assert_eq!(values, vec![2]);
+                assert_eq!(attempts.load(SeqCst), 2);
+            }
+            Err(err) => {
+                assert_eq!(err.cancelled().collect::<Vec<_>>(), vec![0]);
+                assert!(attempts.load(SeqCst) <= 1);
+            }
+        }
+    });
+}
+
+/// `shutdown` while a retry waits: it is accepted work, so the worker stays until it has run.
+#[test]
+fn shutdown_lets_a_pending_retry_run() {
+    model(2, || {
+        let pool = Pool::new(1);
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let job = pool
+            .job()
+            .retry(retry_once())
+            .submit_fallible(vec![fails_once(&attempts)]);
+        pool.shutdown();
+        assert_eq!(job.wait().unwrap(), vec![2]);
+        assert_eq!(attempts.load(SeqCst), 2);
+    });
+}
+
+/// Two jobs share a limiter's cap of 1 on two workers: never two tasks at once, and the held
+/// job is released when the other's slot comes back (rule 9).
+#[test]
+fn two_jobs_sharing_a_cap() {
+    model(2, || {
+        let pool = Pool::new(2);
+        let limiter = jobpool::Limiter::new().with_cap(1);
+        let active = Arc::new(AtomicUsize::new(0));
+        let task = |active: &Arc<AtomicUsize>| {
+            let active = active.clone();
+            move || {
+                assert_eq!(
+                    active.fetch_add(1, SeqCst),
+                    0,
+                    "the shared cap of 1 was exceeded"
+                );
+                active.fetch_sub(1, SeqCst);
+            }
+        };
+        let a = pool.job().limit(&limiter).submit(vec![task(&active)]);
+        let b = pool.job().limit(&limiter).submit(vec![task(&active)]);
+        a.wait().unwrap();
+        b.wait().unwrap();
+    });
+}
+
+/// On one worker, a task under a shared cap of 1 waits on a sub-job under the same limiter:
+/// the waiting task lends its slot, so the sub-job runs (rule 9).
+#[test]
+fn a_waiting_task_lends_its_slot_to_the_awaited_sub_job() {
+    model(2, || {
+        let pool = Pool::new(1);
+        let limiter = jobpool::Limiter::new().with_cap(1);
+        let (inner, lim) = (pool.clone(), limiter.clone());
+        let outer = pool.job().limit(&limiter).submit(vec![move || {
+            let sub = inner.job().limit(&lim).submit(vec![|| 41]);
+            sub.wait().unwrap()[0] + 1
+        }]);
+        assert_eq!(outer.wait().unwrap(), vec![42]);
+    });
+}
