@@ -3,9 +3,10 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::error::OutputError;
-use crate::Pool;
+use crate::{Pool, TaskContext};
 
 /// A finished module's output, type-erased: an `Arc<Vec<T>>`, one `T` per task.
 pub(crate) type ErasedOutput = Arc<dyn Any + Send + Sync>;
@@ -82,11 +83,29 @@ pub(crate) fn downcast_output<'a, T: 'static>(
 pub struct Context {
     inputs: Arc<Inputs>,
     task: usize,
+    attempt: u32,
+    deadline: Option<Instant>,
 }
 
 impl Context {
+    /// The context of a skip condition (`task` 0), which is asked once and has no deadline.
     pub(crate) fn new(inputs: Arc<Inputs>, task: usize) -> Self {
-        Context { inputs, task }
+        Context {
+            inputs,
+            task,
+            attempt: 1,
+            deadline: None,
+        }
+    }
+
+    /// The context of one attempt of task `task`, as its job's `cx` describes it.
+    pub(crate) fn for_attempt(inputs: Arc<Inputs>, task: usize, cx: &TaskContext<'_>) -> Self {
+        Context {
+            inputs,
+            task,
+            attempt: cx.attempt(),
+            deadline: cx.deadline(),
+        }
     }
 
     /// The results of the tasks of dependency `module`, in the order its tasks were given.
@@ -189,6 +208,49 @@ impl Context {
     pub fn task(&self) -> usize {
         self.task
     }
+
+    /// Which attempt of the task this is: 1 the first time it runs, 2 for its first retry,
+    /// and so on (see [`ModuleRef::retry`](crate::ModuleRef::retry)); 1 in a skip condition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jobpool::{Context, Dag, Pool, Retry, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("third-time-lucky", 1, [|ctx: &Context| -> TaskResult<u32> {
+    ///     if ctx.attempt() < 3 { Err("not yet".into()) } else { Ok(ctx.attempt()) }
+    /// }])?
+    /// .retry(Retry::attempts(3).backoff(Duration::from_millis(1), 1.0, Duration::from_millis(1)));
+    /// assert_eq!(dag.run(&Pool::new(1))?.output::<u32>("third-time-lucky")?, [3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the module's timeout ends in this run ([`ModuleRef::timeout`](crate::ModuleRef::timeout)),
+    /// if it has one; `None` in a skip condition. A running task is never stopped from outside:
+    /// a long task that wants to honour its module's timeout looks here between steps.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use jobpool::{Context, Dag, Pool, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("bounded", 1, [|ctx: &Context| -> TaskResult<bool> {
+    ///     Ok(ctx.deadline().is_some_and(|d| d > Instant::now()))
+    /// }])?
+    /// .timeout(Duration::from_secs(60));
+    /// assert_eq!(dag.run(&Pool::new(1))?.output::<bool>("bounded")?, [true]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
 }
 
 impl fmt::Debug for Context {
@@ -202,6 +264,7 @@ impl fmt::Debug for Context {
         f.debug_struct("Context")
             .field("module", &self.module())
             .field("task", &self.task)
+            .field("attempt", &self.attempt)
             .field("dependencies", &dependencies)
             .finish()
     }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::context::Context;
+use super::control::JobControl;
 use super::error::DagError;
 use super::tasks::ModuleTasks;
 
@@ -25,6 +26,8 @@ pub(crate) struct ModuleSpec {
     pub(crate) after: Vec<String>,
     pub(crate) tasks: Arc<dyn ModuleTasks>,
     pub(crate) skip_if: Option<Condition>,
+    /// Its job's options: retries, limits, priority, timeout.
+    pub(crate) control: JobControl,
 }
 
 /// A module of a checked graph: its place in the graph and its size.
@@ -45,6 +48,8 @@ pub(crate) struct PlannedModule {
 pub(crate) struct ModuleBody {
     pub(crate) tasks: Arc<dyn ModuleTasks>,
     pub(crate) skip_if: Option<Condition>,
+    /// Its job's options (a retry policy may hold the user's code: `Retry::retry_if`).
+    pub(crate) control: Arc<JobControl>,
 }
 
 /// A checked graph, ready to run: it has no cycle and every dependency exists.
@@ -120,6 +125,7 @@ pub(crate) fn plan(
         .map(|spec| ModuleBody {
             tasks: spec.tasks.clone(),
             skip_if: spec.skip_if.clone(),
+            control: Arc::new(spec.control.clone()),
         })
         .collect();
     Ok(Plan { modules, bodies })

@@ -7,6 +7,10 @@
 //! - A task is handed a [`Context`]: the typed outputs of the modules it depends on, and the
 //!   pool, to start sub-jobs of its own.
 //! - A module can be skipped at run time by a condition; its dependents still run.
+//! - A module's job takes the options a job does ([`ModuleRef::retry`], [`ModuleRef::rate`],
+//!   [`ModuleRef::limit`], [`ModuleRef::priority`], [`ModuleRef::timeout`]): a failing task is
+//!   retried, and the module fails only once a task has used up its attempts (or failed with an
+//!   error its policy finds permanent), or its timeout passed before some tasks started.
 //! - If a module fails, the modules that depend on it are skipped and every other module still
 //!   runs ([`FailureMode::KeepGoing`], like `make -k`), or everything that has not started is
 //!   cancelled ([`FailureMode::FailFast`]).
@@ -15,10 +19,11 @@
 //!
 //! The files: `graph.rs` checks a graph and finds cycles, `tasks.rs` keeps a module's tasks
 //! behind one type-erased face, `run.rs` is the driver (its protocol is described there),
-//! `context.rs` is what a task sees, `report.rs` what a run reports, `dot.rs` the Graphviz
-//! export.
+//! `context.rs` is what a task sees, `control.rs` a module's job options, `report.rs` what a
+//! run reports, `dot.rs` the Graphviz export.
 
 mod context;
+mod control;
 mod dot;
 mod error;
 mod graph;
@@ -30,6 +35,7 @@ mod tasks;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use context::Context;
 pub use error::{DagError, OutputError};
@@ -37,10 +43,11 @@ pub use options::{Event, FailureMode, RunOptions};
 pub use report::{Failure, ModuleReport, ModuleState, RunReport, SkipReason};
 pub use tasks::TaskResult;
 
+use control::{JobControl, MAX_LIMITERS};
 use graph::ModuleSpec;
 use tasks::{TaskFn, TypedTasks};
 
-use crate::Pool;
+use crate::{Limiter, Pool, Priority, Rate, Retry};
 
 /// A graph of named modules, each a set of tasks with its own cap, that depend on each other.
 ///
@@ -87,8 +94,8 @@ impl Dag {
     }
 
     /// Adds a module: `tasks`, of which at most `cap` run at once, once every module it depends
-    /// on (see [`ModuleRef::after`]) has ended. Returns a handle to declare its dependencies
-    /// and its skip condition.
+    /// on (see [`ModuleRef::after`]) has ended. Returns a handle to declare its dependencies,
+    /// its skip condition and its job's options (retries, limits, priority, timeout).
     ///
     /// Each task is called with the module's [`Context`] and returns a [`TaskResult`]; the
     /// module's output, which its dependents read with [`Context::output`], is its tasks'
@@ -154,6 +161,7 @@ impl Dag {
             after: Vec::new(),
             tasks: Arc::new(TypedTasks { tasks }),
             skip_if: None,
+            control: JobControl::default(),
         });
         Ok(ModuleRef { dag: self, index })
     }
@@ -431,17 +439,29 @@ impl fmt::Debug for Dag {
     }
 }
 
-/// A module just added by [`Dag::module`], to declare what it depends on and when to skip it.
+/// A module just added by [`Dag::module`], to declare what it depends on, when to skip it, and
+/// the options of its job, as a [`JobBuilder`](crate::JobBuilder) takes them: a retry policy,
+/// a rate, shared limiters, a priority and a timeout.
+///
+/// The options hold for each run of the graph: the module's own rate and its timeout start
+/// afresh each time a run starts the module.
 ///
 /// # Examples
 ///
 /// ```
-/// use jobpool::{Context, Dag, TaskResult};
+/// use std::time::Duration;
+/// use jobpool::{Context, Dag, Limiter, Priority, Rate, Retry, TaskResult};
 ///
+/// let partner_api = Limiter::new().with_cap(4); // shared with other modules and jobs
 /// let mut dag = Dag::new();
 /// dag.module("api", 2, [|_: &Context| -> TaskResult<()> { Ok(()) }])?
 ///     .after(["database", "cache"])?
-///     .skip_if(|_| std::env::var_os("NO_API").is_some());
+///     .skip_if(|_| std::env::var_os("NO_API").is_some())
+///     .retry(Retry::attempts(3))
+///     .rate(Rate::per_second(50))
+///     .limit(&partner_api)
+///     .priority(Priority::High)
+///     .timeout(Duration::from_secs(30));
 /// assert_eq!(dag.dependencies("api"), Some(vec!["database", "cache"]));
 /// # Ok::<(), jobpool::DagError>(())
 /// ```
@@ -493,6 +513,159 @@ impl ModuleRef<'_> {
         C: Fn(&Context) -> bool + Send + Sync + 'static,
     {
         self.dag.modules[self.index].skip_if = Some(Arc::new(condition));
+        self
+    }
+
+    /// Retries the module's failing tasks under `policy`, as
+    /// [`JobBuilder::retry`](crate::JobBuilder::retry) does for a job: a task that returns an
+    /// error is called again (with a new [`Context`], whose [`attempt`](Context::attempt) says
+    /// which), and the module fails only if a task has used up its attempts, or returned an
+    /// error the policy finds permanent ([`Retry::retry_if`]). Its [`Failure::TaskError`] then
+    /// tells the number of attempts. Without a policy, a task runs once.
+    ///
+    /// A task waiting for its next attempt holds no worker. Its dependents wait for the module
+    /// to end, retries included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use jobpool::{Context, Dag, Pool, Retry, TaskResult};
+    ///
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let counted = calls.clone();
+    /// let mut dag = Dag::new();
+    /// dag.module("flaky", 1, [move |_: &Context| -> TaskResult<&str> {
+    ///     // Fails on its first call, succeeds on its second.
+    ///     if counted.fetch_add(1, Ordering::Relaxed) == 0 { Err("connection reset".into()) } else { Ok("ok") }
+    /// }])?
+    /// .retry(Retry::attempts(2).backoff(Duration::from_millis(1), 1.0, Duration::from_millis(1)));
+    /// let report = dag.run(&Pool::new(1))?;
+    /// assert_eq!(report.output::<&str>("flaky")?, ["ok"]);
+    /// assert_eq!(calls.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retry(self, policy: Retry) -> Self {
+        self.dag.modules[self.index].control.retry = Some(policy);
+        self
+    }
+
+    /// Limits the starts of the module's tasks to `rate`, as
+    /// [`JobBuilder::rate`](crate::JobBuilder::rate) does: a limiter of the module's own, new
+    /// in each run (to share a rate with other modules or jobs, give them one [`Limiter`]
+    /// with [`limit`](Self::limit)). Retries are starts too.
+    ///
+    /// # Panics
+    ///
+    /// If the module has 64 limiters already (a rate counts as one), as
+    /// [`JobBuilder::limit`](crate::JobBuilder::limit) would when the module starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, Pool, Rate, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("polite-crawler", 4, (0..5).map(|page| move |_: &Context| -> TaskResult<u32> { Ok(page) }))?
+    ///     .rate(Rate::per_second(1000).burst(5));
+    /// assert!(dag.run(&Pool::new(4))?.is_success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate(self, rate: Rate) -> Self {
+        let control = &mut self.dag.modules[self.index].control;
+        if control.rate.is_none() {
+            assert!(
+                control.limiter_count() < MAX_LIMITERS,
+                "ModuleRef::rate: a module takes at most {MAX_LIMITERS} limiters"
+            );
+        }
+        control.rate = Some(rate);
+        self
+    }
+
+    /// Puts the module's job under `limiter`, shared with other modules and jobs, as
+    /// [`JobBuilder::limit`](crate::JobBuilder::limit) does: its cap and rate hold for all of
+    /// them together, on top of the module's own cap. A module may have several limiters.
+    ///
+    /// # Panics
+    ///
+    /// If the module has 64 limiters already (its own [`rate`](Self::rate) counts as one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, Limiter, Pool, TaskResult};
+    ///
+    /// let database = Limiter::new().with_cap(2);
+    /// let mut dag = Dag::new();
+    /// for table in ["users", "orders"] {
+    ///     dag.module(table, 4, (0..4).map(|_| |_: &Context| -> TaskResult<()> { Ok(()) }))?
+    ///         .limit(&database); // both modules together: at most 2 tasks at once
+    /// }
+    /// assert!(dag.run(&Pool::new(4))?.is_success());
+    /// assert!(database.peak_running() <= 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn limit(self, limiter: &Limiter) -> Self {
+        let control = &mut self.dag.modules[self.index].control;
+        assert!(
+            control.limiter_count() < MAX_LIMITERS,
+            "ModuleRef::limit: a module takes at most {MAX_LIMITERS} limiters"
+        );
+        control.limiters.push(limiter.clone());
+        self
+    }
+
+    /// The priority of the module's job ([`Priority::Normal`] unless set), as
+    /// [`JobBuilder::priority`](crate::JobBuilder::priority) gives a job's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, Pool, Priority, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("urgent", 1, [|_: &Context| -> TaskResult<()> { Ok(()) }])?.priority(Priority::High);
+    /// assert!(dag.run(&Pool::new(1))?.is_success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn priority(self, priority: Priority) -> Self {
+        self.dag.modules[self.index].control.priority = priority;
+        self
+    }
+
+    /// Gives the module `timeout` in each run, counted from the moment the run starts it (its
+    /// last dependency ended): tasks not started by then never start, nor do retries due after
+    /// it, and the module fails with [`Failure::TimedOut`], naming them (its dependents are
+    /// skipped, as after any failure). Running tasks are not stopped: they can look at
+    /// [`Context::deadline`]. A module whose every task started in time is not failed by its
+    /// timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use jobpool::{Context, Dag, Failure, ModuleState, Pool, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// // One task at a time; the first works until the timeout has passed, so the second never starts.
+    /// dag.module("slow", 1, (0..2).map(|_| |ctx: &Context| -> TaskResult<()> {
+    ///     while ctx.deadline().is_some_and(|d| Instant::now() < d) {
+    ///         std::thread::sleep(Duration::from_millis(1));
+    ///     }
+    ///     Ok(())
+    /// }))?
+    /// .timeout(Duration::from_millis(10));
+    /// let report = dag.run(&Pool::new(1))?;
+    /// let ModuleState::Failed(failures) = report.module("slow").unwrap().state() else { panic!() };
+    /// assert!(matches!(&failures[..], [Failure::TimedOut { tasks, .. }] if tasks == &[1]));
+    /// assert_eq!(failures[0].to_string(), "the module timed out after 10.0 ms: task 1 did not start in time");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.dag.modules[self.index].control.timeout = Some(timeout);
         self
     }
 

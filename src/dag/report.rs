@@ -5,11 +5,18 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::human::{HumanCap, HumanDuration};
+use crate::{GaveUp, TaskFailure};
 
 use super::context::{downcast_output, Input};
 use super::error::OutputError;
 
 /// One reason a module failed.
+///
+/// A task's error is reported once the task will not be tried again: it used up the attempts
+/// of its module's [`Retry`](crate::Retry) policy ([`ModuleRef::retry`](crate::ModuleRef::retry);
+/// one attempt without a policy), or the policy found the error permanent. Tasks that the
+/// module's [`timeout`](crate::ModuleRef::timeout) kept from starting are reported together as
+/// one [`Failure::TimedOut`].
 ///
 /// # Examples
 ///
@@ -27,11 +34,18 @@ use super::error::OutputError;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Failure {
-    /// A task returned an error.
+    /// A task returned an error, and was not tried again.
+    ///
+    /// `error` is a [`TaskFailure`]: the error of the task's last attempt, how many attempts
+    /// it had and why it was not tried again. Read it with [`task_failure`](Self::task_failure)
+    /// (then [`TaskFailure::downcast_ref`] gets the task's own error type back; `error` itself
+    /// downcasts only to `TaskFailure`), or [`attempts`](Self::attempts). It is shown as the
+    /// task's error alone when the task ran once and no policy said otherwise, as a module
+    /// without retries always reports it.
     TaskError {
         /// The task's index in its module.
         task: usize,
-        /// The error it returned.
+        /// The error it returned, as a [`TaskFailure`].
         error: Box<dyn Error + Send + Sync>,
     },
     /// A task panicked.
@@ -46,17 +60,139 @@ pub enum Failure {
         /// The panic's message.
         message: String,
     },
+    /// The module's [`timeout`](crate::ModuleRef::timeout) passed before these tasks started
+    /// (or, for a task waiting to be retried, before its next attempt). Tasks running then
+    /// were not stopped; their own results are reported as usual.
+    TimedOut {
+        /// The tasks' indices in their module, in order.
+        tasks: Vec<usize>,
+        /// The module's timeout.
+        timeout: Duration,
+    },
+}
+
+impl Failure {
+    /// The index of the task that failed; `None` for a failure of the whole module (its skip
+    /// condition panicked, or its timeout passed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Context, Dag, ModuleState, Pool, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("second-fails", 2, [0, 1].map(|i| move |_: &Context| -> TaskResult<()> {
+    ///     if i == 1 { Err("disk full".into()) } else { Ok(()) }
+    /// }))?;
+    /// let report = dag.run(&Pool::new(2))?;
+    /// let ModuleState::Failed(failures) = report.module("second-fails").unwrap().state() else { panic!() };
+    /// assert_eq!(failures[0].task(), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn task(&self) -> Option<usize> {
+        match self {
+            Failure::TaskError { task, .. } | Failure::TaskPanicked { task, .. } => Some(*task),
+            Failure::ConditionPanicked { .. } | Failure::TimedOut { .. } => None,
+        }
+    }
+
+    /// For a task that returned an error: its error, its number of attempts and why it was not
+    /// tried again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jobpool::{Context, Dag, GaveUp, ModuleState, Pool, Retry, TaskResult};
+    ///
+    /// #[derive(Debug)]
+    /// struct Busy;
+    /// impl std::fmt::Display for Busy {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("busy") }
+    /// }
+    /// impl std::error::Error for Busy {}
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("call", 1, [|_: &Context| -> TaskResult<()> { Err(Busy.into()) }])?
+    ///     .retry(Retry::attempts(2).backoff(Duration::from_millis(1), 1.0, Duration::from_millis(1)));
+    /// let report = dag.run(&Pool::new(1))?;
+    /// let ModuleState::Failed(failures) = report.module("call").unwrap().state() else { panic!() };
+    /// let failure = failures[0].task_failure().unwrap();
+    /// assert_eq!((failure.attempts(), failure.gave_up()), (2, GaveUp::AttemptsUsedUp));
+    /// assert!(failure.downcast_ref::<Busy>().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn task_failure(&self) -> Option<&TaskFailure> {
+        match self {
+            Failure::TaskError { error, .. } => error.downcast_ref::<TaskFailure>(),
+            _ => None,
+        }
+    }
+
+    /// How many times the failed task ran, for a task that returned an error; `None` for any
+    /// other failure (a panic does not tell how many attempts came before it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jobpool::{Context, Dag, ModuleState, Pool, Retry, TaskResult};
+    ///
+    /// let mut dag = Dag::new();
+    /// dag.module("flaky", 1, [|_: &Context| -> TaskResult<()> { Err("timeout".into()) }])?
+    ///     .retry(Retry::attempts(3).backoff(Duration::from_millis(1), 1.0, Duration::from_millis(1)));
+    /// let report = dag.run(&Pool::new(1))?;
+    /// let ModuleState::Failed(failures) = report.module("flaky").unwrap().state() else { panic!() };
+    /// assert_eq!(failures[0].attempts(), Some(3));
+    /// assert_eq!(
+    ///     failures[0].to_string(),
+    ///     "task 0 returned an error after 3 attempts (no attempts left): timeout",
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            Failure::TaskError { .. } => Some(self.task_failure().map_or(1, TaskFailure::attempts)),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::TaskError { task, error } => {
-                write!(f, "task {task} returned an error: {error}")
-            }
+            Failure::TaskError { task, error } => match error.downcast_ref::<TaskFailure>() {
+                // One attempt and no policy said otherwise: just the error, as without retries.
+                Some(failure)
+                    if failure.attempts() > 1 || failure.gave_up() != GaveUp::AttemptsUsedUp =>
+                {
+                    let attempts = failure.attempts();
+                    let s = if attempts == 1 { "" } else { "s" };
+                    write!(
+                        f,
+                        "task {task} returned an error after {attempts} attempt{s} ({}): {}",
+                        failure.gave_up(),
+                        failure.error()
+                    )
+                }
+                Some(failure) => write!(f, "task {task} returned an error: {}", failure.error()),
+                None => write!(f, "task {task} returned an error: {error}"),
+            },
             Failure::TaskPanicked { task, message } => write!(f, "task {task} panicked: {message}"),
             Failure::ConditionPanicked { message } => {
                 write!(f, "the skip condition panicked: {message}")
+            }
+            Failure::TimedOut { tasks, timeout } => {
+                let s = if tasks.len() == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "the module timed out after {}: task{s} ",
+                    HumanDuration(*timeout)
+                )?;
+                for (n, task) in tasks.iter().enumerate() {
+                    write!(f, "{}{task}", if n == 0 { "" } else { ", " })?;
+                }
+                f.write_str(" did not start in time")
             }
         }
     }
@@ -121,7 +257,9 @@ impl fmt::Display for SkipReason {
 pub enum ModuleState {
     /// Every task returned `Ok`.
     Done,
-    /// At least one task returned an error or panicked (every one of its tasks still ran).
+    /// At least one task returned an error (after its retries) or panicked, or the module's
+    /// timeout passed before some tasks started ([`Failure::TimedOut`]); every other task still
+    /// ran.
     Failed(Vec<Failure>),
     /// The module did not run; its tasks never started.
     Skipped(SkipReason),

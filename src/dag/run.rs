@@ -13,7 +13,10 @@
 //!   `ready` and decides each one: *skipped* if a dependency failed (or was skipped because of a
 //!   failure), *cancelled* if a dependency was cancelled or the run is stopping (fail-fast),
 //!   *asked* if it has a skip condition not asked yet, otherwise *started*: its tasks are
-//!   submitted as one job. The drainer runs no user code and waits for none: each decision is
+//!   submitted as one job, with the module's job options (`control.rs`: a retry policy, limits,
+//!   a priority, a timeout counted from now). A task being retried keeps its module's job, and
+//!   so the module, from ending; the job ends once every task has succeeded, failed for good,
+//!   or been kept from starting by the timeout. The drainer runs no user code and waits for none: each decision is
 //!   a look at `RunState`, and asking or starting is a submission, which returns at once. So a
 //!   module is submitted as soon as its last dependency ends, whatever other modules' conditions
 //!   and tasks are doing. The lock is released while a job is submitted, so a module can end
@@ -478,6 +481,7 @@ impl Run {
     ) -> MutexGuard<'a, RunState> {
         let cap = self.modules[module].cap;
         let tasks = st.bodies[module].tasks.clone();
+        let control = st.bodies[module].control.clone();
         let Some(pool) = st.pool.clone() else {
             unreachable!("the run holds its pool until every module has ended");
         };
@@ -497,8 +501,8 @@ impl Run {
             pool.run_rank(self.started),
             self.modules[module].dependencies.is_empty(),
         );
-        let submitted = tasks.submit(&pool, cap, stage, inputs, probe, on_end);
-        drop((pool, tasks));
+        let submitted = tasks.submit(&pool, cap, &control, stage, inputs, probe, on_end);
+        drop((pool, tasks, control));
         let mut st = self.state.lock();
         match submitted {
             Ok(canceller) if st.modules[module].state.is_none() => {

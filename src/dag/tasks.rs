@@ -3,13 +3,16 @@
 use std::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::context::{Context, ErasedOutput, Inputs};
+use super::control::JobControl;
 use super::report::Failure;
-use crate::{Canceller, JobError, Pool, SubmitErrorKind, TaskError};
+use crate::{Canceller, JobError, Pool, SubmitErrorKind, TaskContext, TaskError};
 
 /// What a module's task returns: its output, or any error (a task may use `?` on any error
-/// type). An error makes the module fail.
+/// type). An error makes the module fail, once the task has used up its retries
+/// ([`ModuleRef::retry`](crate::ModuleRef::retry)).
 ///
 /// # Examples
 ///
@@ -47,14 +50,17 @@ pub(crate) trait ModuleTasks: Send + Sync {
     /// The name of the tasks' output type.
     fn output_type(&self) -> &'static str;
 
-    /// Submits the tasks to `pool` as one job of cap `cap`, each task handed a [`Context`] on
-    /// `inputs`, and arranges for `on_end` to be called when the job ends (on the worker that
-    /// ran the last task, or on this thread if it has ended already).
+    /// Submits the tasks to `pool` as one job of cap `cap` with the module's job options
+    /// `control`, each task handed a [`Context`] on `inputs`, and arranges for `on_end` to be
+    /// called when the job ends (on the worker that ran the last task, or on this thread if it
+    /// has ended already).
     /// `stage` is the run's rank (its start) and whether the module is one of its first stage.
+    #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
         pool: &Pool,
         cap: usize,
+        control: &JobControl,
         stage: (u64, bool),
         inputs: Arc<Inputs>,
         probe: Arc<ConcurrencyProbe>,
@@ -80,49 +86,60 @@ impl<T: Send + Sync + 'static> ModuleTasks for TypedTasks<T> {
         &self,
         pool: &Pool,
         cap: usize,
+        control: &JobControl,
         stage: (u64, bool),
         inputs: Arc<Inputs>,
         probe: Arc<ConcurrencyProbe>,
         on_end: OnJobEnd,
     ) -> Result<Canceller, SubmitErrorKind> {
+        // Each task is submitted as a fallible task, so the job's retry policy can call it
+        // again; every attempt is handed a context that knows which attempt it is.
         let jobs = self.tasks.iter().enumerate().map(|(index, task)| {
             let task = task.clone();
-            let context = Context::new(inputs.clone(), index);
+            let inputs = inputs.clone();
             let probe = probe.clone();
-            move || {
+            move |cx: &TaskContext<'_>| {
                 let _running = probe.enter();
+                let context = Context::for_attempt(inputs.clone(), index, cx);
                 task(&context)
             }
         });
-        let handle = pool
-            .job()
-            .cap(cap)
-            .run_stage(stage)
-            .try_submit(jobs)
-            .map_err(|err| err.kind())?;
+        let job = control.apply(pool.job().cap(cap).run_stage(stage));
+        let submitted = match &control.retry {
+            Some(retry) => job.retry(retry.clone()).try_submit_fallible(jobs),
+            None => job.try_submit_fallible(jobs),
+        };
+        let handle = submitted.map_err(|err| err.kind())?;
         // The tasks hold what they need; let go of the rest before the callback may run here.
         drop(inputs);
         let canceller = handle.canceller();
-        handle.on_finish(move |results| on_end(outcome(results)));
+        let timeout = control.timeout;
+        handle.on_finish(move |results| on_end(outcome(results, timeout)));
         Ok(canceller)
     }
 }
 
-/// Sorts a finished job's results into the module's outcome.
+/// Sorts a finished job's results into the module's outcome; `timeout` is the module's, to say
+/// so in the failure of tasks its deadline kept from starting.
+///
+/// A task's error comes as [`TaskError::Failed`], with its attempts; it is reported as
+/// [`Failure::TaskError`] with the [`TaskFailure`](crate::TaskFailure) as its error. Tasks that
+/// timed out are reported together, as one [`Failure::TimedOut`] after the others.
 fn outcome<T: Send + Sync + 'static>(
-    results: Result<Vec<TaskResult<T>>, JobError<TaskResult<T>>>,
+    results: Result<Vec<T>, JobError<T>>,
+    timeout: Option<Duration>,
 ) -> JobOutcome {
-    let results: Vec<Result<TaskResult<T>, TaskError>> = match results {
+    let results: Vec<Result<T, TaskError>> = match results {
         Ok(results) => results.into_iter().map(Ok).collect(),
         Err(err) => err.into_results(),
     };
     let mut outputs = Vec::with_capacity(results.len());
     let mut failures = Vec::new();
+    let mut timed_out = Vec::new();
     let mut cancelled = false;
     for (task, result) in results.into_iter().enumerate() {
         match result {
-            Ok(Ok(value)) => outputs.push(value),
-            Ok(Err(error)) => failures.push(Failure::TaskError { task, error }),
+            Ok(value) => outputs.push(value),
             Err(TaskError::Panicked(message)) => {
                 failures.push(Failure::TaskPanicked { task, message })
             }
@@ -130,8 +147,15 @@ fn outcome<T: Send + Sync + 'static>(
                 task,
                 error: Box::new(failure),
             }),
+            Err(TaskError::TimedOut) => timed_out.push(task),
             Err(_) => cancelled = true,
         }
+    }
+    if !timed_out.is_empty() {
+        failures.push(Failure::TimedOut {
+            tasks: timed_out,
+            timeout: timeout.unwrap_or_default(),
+        });
     }
     if !failures.is_empty() {
         JobOutcome::Failed(failures)
@@ -178,6 +202,7 @@ impl Drop for ProbeGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{GaveUp, TaskFailure};
 
     #[test]
     fn probe_counts_the_peak_and_lets_go_on_drop() {
@@ -192,12 +217,32 @@ mod tests {
     }
 
     #[test]
-    fn outcome_sorts_failures_before_cancellations() {
-        let ok: Result<Vec<TaskResult<u8>>, _> = Ok(vec![Ok(1), Ok(2)]);
+    fn outcome_sorts_failures_and_timeouts_before_cancellations() {
+        let ok: Result<Vec<u8>, JobError<u8>> = Ok(vec![1, 2]);
         assert!(
-            matches!(outcome(ok), JobOutcome::Done(out) if out.downcast_ref::<Vec<u8>>() == Some(&vec![1, 2]))
+            matches!(outcome(ok, None), JobOutcome::Done(out) if out.downcast_ref::<Vec<u8>>() == Some(&vec![1, 2]))
         );
-        let err: Result<Vec<TaskResult<u8>>, _> = Ok(vec![Ok(1), Err("bad".into())]);
-        assert!(matches!(outcome(err), JobOutcome::Failed(f) if f.len() == 1));
+        let failure = TaskFailure::new("bad".into(), 2, GaveUp::AttemptsUsedUp);
+        let err = JobError::new(vec![
+            Ok(1u8),
+            Err(TaskError::TimedOut),
+            Err(TaskError::Cancelled),
+            Err(TaskError::Failed(failure)),
+            Err(TaskError::TimedOut),
+        ]);
+        let timeout = Duration::from_millis(5);
+        let JobOutcome::Failed(failures) = outcome(Err(err), Some(timeout)) else {
+            panic!("not failed");
+        };
+        assert!(matches!(&failures[0], Failure::TaskError { task: 3, .. }));
+        assert_eq!(failures[0].attempts(), Some(2));
+        assert!(
+            matches!(&failures[1], Failure::TimedOut { tasks, timeout: t } if tasks == &[1, 4] && *t == timeout)
+        );
+        let cancelled = JobError::new(vec![Ok(1u8), Err(TaskError::Cancelled)]);
+        assert!(matches!(
+            outcome(Err(cancelled), None),
+            JobOutcome::Cancelled
+        ));
     }
 }
