@@ -153,3 +153,27 @@ fn a_retry_due_after_the_deadline_is_timed_out() {
     let results = job.wait().unwrap_err().into_results();
     assert_eq!(results, vec![Err(TaskError::TimedOut)]);
 }
+
+#[test]
+fn no_task_starts_after_the_deadline_even_before_its_timer_fires() {
+    // The first task runs until just past the deadline; the worker claims the next task at
+    // once, before any timer can have fired: it must see the deadline itself.
+    for _ in 0..20 {
+        let pool = Pool::new(1);
+        let deadline = Instant::now() + Duration::from_millis(2);
+        let job = pool.job().deadline(deadline).submit((0..3).map(move |i| {
+            move || {
+                if i == 0 {
+                    while Instant::now() < deadline {}
+                }
+                Instant::now()
+            }
+        }));
+        let results = job.wait().unwrap_err().into_results();
+        assert!(results[0].is_ok());
+        assert_eq!(
+            results[1..],
+            [Err(TaskError::TimedOut), Err(TaskError::TimedOut)]
+        );
+    }
+}

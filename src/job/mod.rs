@@ -194,6 +194,22 @@ where
         let slice_start = now;
         let mut chunk_start = slice_start;
         loop {
+            // A deadline is checked at each claim as well as by its timer, so no task starts
+            // after it, whenever the timer fires (rule 9).
+            if let Some((deadline, _)) = self.settings.deadline {
+                if chunk_start >= deadline {
+                    self.gate.stopped.store(TIMED_OUT, Relaxed);
+                    self.ask_for_claimed_tasks();
+                    let dropped = st.time_out_pending();
+                    let released = self.return_token(&mut st, slots);
+                    let settled = self.settle(&mut st);
+                    drop(st);
+                    drop_each_quietly(dropped);
+                    limit::release(released);
+                    self.carry_out(settled);
+                    return;
+                }
+            }
             // A job under a limiter starts one task per claim, each with a start slot of every
             // rate (rule 9); a refused job is held until the slot is due.
             if limited {
