@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use jobpool::{Canceller, JobHandle, Pool};
+use jobpool::{Canceller, JobBuilder, JobHandle, Pool, RetryState, SubmitError, TaskContext};
 
 use crate::graph::run_graph;
 use crate::ledger::{AliveToken, JobLedger, Seen, TaskProbe, Yield};
 use crate::monitor::{fail, on_worker, PanicsOnDrop, ON_PURPOSE};
-use crate::plan::{follow_up_plan, Act, CallbackEnd, Consume, JobPlan, TaskPlan};
+use crate::plan::{follow_up_plan, Act, CallbackEnd, Consume, Control, JobPlan, TaskPlan};
 use crate::round::RoundState;
 
 /// What a task needs to submit work of its own.
@@ -41,6 +41,74 @@ impl Submitted {
 }
 
 type Task = Box<dyn FnOnce() -> Yield + Send>;
+type FallibleTask = Box<dyn FnMut(&TaskContext<'_>) -> Result<Yield, String> + Send>;
+
+/// Drops tasks the pool handed back; a task dropped unrun may panic on purpose.
+fn drop_refused<F>(refused: SubmitError<F>) {
+    for task in refused.into_tasks() {
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(task)));
+    }
+}
+
+/// Submits the job's tasks as its plan says: plain tasks with `Pool::try_submit` or through
+/// `Pool::job` with options, or fallible ones through `Pool::job`. Returns the kind of error
+/// if the pool refused them (the tasks are dropped).
+fn submit_tasks(
+    env: &Env,
+    ledger: &Arc<JobLedger>,
+    plan: TaskPlans,
+    cap: usize,
+    control: Option<Control>,
+) -> Result<JobHandle<Yield>, String> {
+    let Some(control) = control else {
+        let TaskPlans::Plain(tasks) = plan else {
+            unreachable!("fallible tasks come with job control")
+        };
+        return env.pool.try_submit(tasks, cap).map_err(|refused| {
+            let why = refused.to_string();
+            drop_refused(refused);
+            why
+        });
+    };
+    let mut builder = env.pool.job().cap(cap).priority(control.priority);
+    if let Some(limiter) = control.limiter {
+        builder = builder.limit(&env.round.limiters[limiter].limiter);
+    }
+    builder = builder.fail_fast(control.fail_fast);
+    if let Some(timeout) = control.timeout {
+        // The pool's deadline is at or after the ledger's: the ledger's is read first.
+        let _ = ledger.deadline.set(Instant::now() + timeout);
+        builder = builder.timeout(timeout);
+    }
+    let submitted = match plan {
+        TaskPlans::Plain(tasks) => builder.try_submit(tasks).map_err(|refused| {
+            let why = refused.to_string();
+            drop_refused(refused);
+            why
+        }),
+        TaskPlans::Fallible(tasks) => match control.retry {
+            Some(retry) => submit_fallible(builder.retry(retry.policy()), tasks),
+            None => submit_fallible(builder, tasks),
+        },
+    };
+    submitted
+}
+
+fn submit_fallible<R: RetryState>(
+    builder: JobBuilder<'_, R>,
+    tasks: Vec<FallibleTask>,
+) -> Result<JobHandle<Yield>, String> {
+    builder.try_submit_fallible(tasks).map_err(|refused| {
+        let why = refused.to_string();
+        drop_refused(refused);
+        why
+    })
+}
+
+enum TaskPlans {
+    Plain(Vec<Task>),
+    Fallible(Vec<FallibleTask>),
+}
 
 /// Submits a job as planned. Returns `None` if the pool refused it, which it may only do to a
 /// thread other than its workers, once it is shutting down.
@@ -51,18 +119,29 @@ pub(crate) fn submit(
     victim: Option<&Canceller>,
 ) -> Option<Submitted> {
     let ledger = env.round.open_ledger(origin, &plan);
+    let fallible = plan.fallible();
     let JobPlan {
         cap,
         tasks,
         limits,
         consume,
+        control,
     } = plan;
-    let tasks: Vec<Task> = tasks
-        .into_iter()
-        .enumerate()
-        .map(|(index, task)| make_task(&ledger, index, task, env, victim))
-        .collect();
-    match env.pool.try_submit(tasks, cap) {
+    let tasks = tasks.into_iter().enumerate();
+    let tasks = if fallible {
+        TaskPlans::Fallible(
+            tasks
+                .map(|(index, task)| make_fallible_task(&ledger, index, task, env, victim))
+                .collect(),
+        )
+    } else {
+        TaskPlans::Plain(
+            tasks
+                .map(|(index, task)| make_task(&ledger, index, task, env, victim))
+                .collect(),
+        )
+    };
+    match submit_tasks(env, &ledger, tasks, cap, control) {
         Ok(handle) => {
             if env.round.shut_down.load(SeqCst) && !on_worker() {
                 fail(format_args!(
@@ -90,10 +169,6 @@ pub(crate) fn submit(
                     ledger.label
                 ));
             }
-            for task in refused.into_tasks() {
-                // A task dropped unrun may panic on purpose.
-                let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(task)));
-            }
             None
         }
     }
@@ -117,6 +192,30 @@ fn make_task(
         .cloned();
     let act = plan.act;
     Box::new(move || probe.run(|ledger, index| perform(act, env, victim, ledger, index)))
+}
+
+/// Fallible task `index` of a job: on its first attempt it does what its plan says, and each
+/// attempt ends as planned (a value, an error, a panic).
+fn make_fallible_task(
+    ledger: &Arc<JobLedger>,
+    index: usize,
+    plan: TaskPlan,
+    env: &Env,
+    victim: Option<&Canceller>,
+) -> FallibleTask {
+    let mut probe = TaskProbe::new(ledger, index, plan.panics_if_dropped_unrun);
+    let env = matches!(plan.act, Act::Nest(_) | Act::RunGraph(_)).then(|| env.clone());
+    let victim = victim
+        .filter(|_| matches!(plan.act, Act::CancelVictim))
+        .cloned();
+    let mut first = Some((plan.act, env, victim));
+    Box::new(move |cx: &TaskContext<'_>| {
+        probe.attempt(cx, |ledger, index| {
+            if let Some((act, env, victim)) = first.take() {
+                perform(act, env, victim, ledger, index);
+            }
+        })
+    })
 }
 
 /// What a task does.

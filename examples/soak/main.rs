@@ -18,6 +18,15 @@
 //!   drops results unread;
 //! - runs small random graphs (`Dag`), from the test thread or from a task, with modules that
 //!   fail, are skipped by a condition, or have a condition that panics;
+//! - submits some jobs through `Pool::job` with random priorities, sometimes fail-fast or with
+//!   a deadline a few hundred µs away; some of them fallible, each attempt of a task ending
+//!   as planned (a value, an error, a permanent error, a panic), under a random `Retry` policy
+//!   (1-4 attempts, backoffs of at most 2 ms, some with `retry_panics`, `max_waiting` or a
+//!   `retry_if` that refuses permanent errors);
+//! - gives the round 0-2 shared `Limiter`s (cap 1-3, sometimes a rate of a few thousand
+//!   starts a second), used by a job of the test thread and its sub-jobs (one limiter per
+//!   tree of jobs, so that trees cannot wait on each other's limiters crosswise), and changes
+//!   their caps while jobs run;
 //! - ends with `shutdown()`, `shutdown_now()` or by dropping the pool, sometimes while work is
 //!   still in flight.
 //!
@@ -25,13 +34,23 @@
 //!
 //! 1. **Cap**: no more of a job's tasks run at once than the largest cap the job ever had (a
 //!    lowered cap lets the tasks running at that moment finish); for a job never steered, that
-//!    is the cap it was submitted with. A graph's modules likewise, also by their reports.
+//!    is the cap it was submitted with. A graph's modules likewise, also by their reports. No
+//!    more threads run a limiter's tasks at once than the largest cap it ever had (a task
+//!    waiting on a sub-job under the same limiter lends its slot to the sub-job's tasks its
+//!    thread runs, so a thread counts once), and the limiter's own `peak_running` agrees.
 //! 2. **Exactly once**: no task runs twice; every outcome a consumer sees (from `wait`,
 //!    `completions`, `on_finish`) is the value its task returned, a panic the task was meant to
 //!    raise, or a cancellation something asked for; every task and every result is dropped
 //!    exactly once; every `on_finish` callback runs; unless its job was cancelled or the pool
 //!    shut down with `shutdown_now`, every accepted task ran. A graph's modules end as their
-//!    plan says, after their dependencies, with the outputs their tasks returned.
+//!    plan says, after their dependencies, with the outputs their tasks returned. A fallible
+//!    task's attempts run one at a time, numbered in order, never more than its policy allows
+//!    and none after its outcome was reported; the outcome is what its last attempt did: a
+//!    value of that attempt, `Failed` with exactly that many attempts, that error and the right
+//!    `GaveUp` (permanent, attempts used up, or the retry budget), or the panic. A task reported
+//!    `Cancelled` or `TimedOut` never started or was waiting to be retried, and something
+//!    cancelled it (a cancel, `shutdown_now`, a failure in a fail-fast job) or its deadline
+//!    passed.
 //! 3. **No hang**: every `wait`, shutdown and graph run returns. A watchdog thread ends the
 //!    process if nothing moved for 20 s, and says what was in flight.
 //!

@@ -12,9 +12,9 @@ use jobpool::Pool;
 
 use crate::graph::{run_graph, GraphLedger};
 use crate::jobs::{finish, hand_off, spin, submit, Env, Submitted, Waiting};
-use crate::ledger::{Alive, JobLedger};
+use crate::ledger::{Alive, JobLedger, LimitMeter};
 use crate::monitor::{fail, lock, step, MONITOR, WORKER_NAME};
-use crate::plan::{plan_graph, plan_job, Act, JobPlan, TaskPlan};
+use crate::plan::{pick_tree, plan_graph, plan_job, plan_limiters, Act, JobPlan, LimiterPlan};
 use crate::rng::Rng;
 
 /// The most threads a round's pool has.
@@ -66,6 +66,8 @@ impl Ending {
 pub(crate) struct RoundState {
     pool: String,
     pub(crate) alive: Arc<Alive>,
+    /// The limiters jobs of the round may share.
+    pub(crate) limiters: Vec<Arc<LimitMeter>>,
     jobs: Mutex<Vec<Arc<JobLedger>>>,
     pub(crate) graphs: AtomicUsize,
     pub(crate) graph_tasks: AtomicUsize,
@@ -82,10 +84,15 @@ pub(crate) struct RoundState {
 }
 
 impl RoundState {
-    fn new(pool: String) -> RoundState {
+    fn new(pool: String, limiters: &[LimiterPlan]) -> RoundState {
         RoundState {
             pool,
             alive: Arc::default(),
+            limiters: limiters
+                .iter()
+                .enumerate()
+                .map(|(id, plan)| Arc::new(LimitMeter::new(id, plan)))
+                .collect(),
             jobs: Mutex::default(),
             graphs: AtomicUsize::new(0),
             graph_tasks: AtomicUsize::new(0),
@@ -103,7 +110,13 @@ impl RoundState {
     pub(crate) fn open_ledger(&self, origin: &str, plan: &JobPlan) -> Arc<JobLedger> {
         let mut jobs = lock(&self.jobs);
         let id = jobs.len();
-        let ledger = Arc::new(JobLedger::new(id, origin, plan, &self.alive));
+        let ledger = Arc::new(JobLedger::new(
+            id,
+            origin,
+            plan,
+            &self.alive,
+            &self.limiters,
+        ));
         jobs.push(ledger.clone());
         ledger
     }
@@ -125,6 +138,9 @@ impl RoundState {
         }
         for job in lock(&self.jobs).iter() {
             job.check_settled(self);
+        }
+        for limiter in &self.limiters {
+            limiter.check_settled();
         }
     }
 
@@ -166,6 +182,9 @@ impl RoundState {
         for graph in lock(&self.graphs_in_flight).iter() {
             let _ = write!(report, "\n  {}", graph.describe());
         }
+        for limiter in &self.limiters {
+            let _ = write!(report, "\n  {}", limiter.describe());
+        }
     }
 }
 
@@ -175,6 +194,8 @@ pub(crate) struct Round {
     start: Instant,
     rng: Rng,
     threads: usize,
+    /// The round's limiters, as planned.
+    limiters: Vec<LimiterPlan>,
     env: Env,
     /// Jobs submitted by the test thread whose outcome it will take later.
     open: Vec<Submitted>,
@@ -193,10 +214,17 @@ impl Round {
             1..=2 => Some(rng.micros(1, 10)),
             _ => None,
         };
-        let description = match slice {
+        let limiters = plan_limiters(&mut rng);
+        let mut description = match slice {
             Some(slice) => format!("{threads} threads, time slice {slice:?}"),
             None => format!("{threads} threads"),
         };
+        for (i, limiter) in limiters.iter().enumerate() {
+            let _ = write!(description, ", limiter {i}: cap {}", limiter.cap);
+            if let Some(rate) = limiter.rate {
+                let _ = write!(description, ", rate {rate}");
+            }
+        }
         step(format!("round {number}: building the pool ({description})"));
         let mut builder = Pool::builder()
             .threads(threads)
@@ -207,13 +235,14 @@ impl Round {
         let pool = builder
             .build()
             .unwrap_or_else(|err| fail(format_args!("building the pool: {err}")));
-        let round = Arc::new(RoundState::new(description));
+        let round = Arc::new(RoundState::new(description, &limiters));
         *lock(&MONITOR.round_state) = Some(round.clone());
         Round {
             number,
             start,
             rng,
             threads,
+            limiters,
             env: Env { pool, round },
             open: Vec::new(),
             cancellers: Vec::new(),
@@ -226,7 +255,8 @@ impl Round {
             match self.rng.range(0, 99) {
                 0..=34 => self.submit_job(n),
                 35..=54 => self.finish_open_job(n),
-                55..=64 => self.steer_open_job(n),
+                55..=61 => self.steer_open_job(n),
+                62..=64 => self.steer_limiter(n),
                 65..=74 => self.steer_from_another_thread(n),
                 75..=84 => self.cancel_open_job(n),
                 _ => self.run_graph(n),
@@ -236,7 +266,8 @@ impl Round {
     }
 
     fn submit_job(&mut self, n: usize) {
-        let plan = plan_job(&mut self.rng, self.threads, 0);
+        let tree = pick_tree(&mut self.rng, &self.limiters);
+        let plan = plan_job(&mut self.rng, self.threads, 0, tree);
         step(format!(
             "step {n}: submitting a job of {} tasks",
             plan.tasks.len()
@@ -278,6 +309,20 @@ impl Round {
             }
         }
         self.open.push(job);
+    }
+
+    /// Changes a limiter's cap while its jobs run (the limiter's meter allows the largest
+    /// cap it ever had, as a job's does).
+    fn steer_limiter(&mut self, n: usize) {
+        if self.limiters.is_empty() {
+            return;
+        }
+        let limiter = self.env.round.limiters[self.rng.range(0, self.limiters.len() - 1)].clone();
+        step(format!("step {n}: steering limiter {}", limiter.id));
+        for _ in 0..self.rng.range(1, 4) {
+            limiter.set_cap(self.rng.range(1, 3));
+            spin(self.rng.micros(0, 20));
+        }
     }
 
     /// Cap changes from a steering thread while the test thread waits for the job to end.
@@ -323,13 +368,9 @@ impl Round {
                 }));
             }
             _ => {
-                let mut plan = plan_job(&mut self.rng, self.threads, 1);
-                let canceller_task = TaskPlan {
-                    act: Act::CancelVictim,
-                    panics_if_dropped_unrun: false,
-                };
+                let mut plan = plan_job(&mut self.rng, self.threads, 1, None);
                 let at = self.rng.range(0, plan.tasks.len());
-                plan.tasks.insert(at, canceller_task);
+                plan.insert_task(at, Act::CancelVictim);
                 let origin = format!("cancels job {}", job.ledger.id);
                 let victim = job.handle.canceller();
                 if let Some(canceller_job) = submit(&self.env, plan, &origin, Some(&victim)) {
