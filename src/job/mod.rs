@@ -174,7 +174,7 @@ where
     ) {
         // While this thread runs the job's tasks, a wait on the job from one of them could
         // never end (`wait_for`), and its limiters' slots are lent to what they wait on.
-        let _running_here = worker::RunningJob::enter(self.id(), &self.limiter_ids());
+        let running_here = worker::RunningJob::enter(self.id(), &self.limiter_ids(slots));
         let limited = !self.settings.limiters.is_empty();
         let mut parallelism = self.registry.threads().min(st.cap).max(1);
         let mut chunk: Vec<F> = Vec::new();
@@ -198,10 +198,15 @@ where
             // after it, whenever the timer fires (rule 9).
             if let Some((deadline, _)) = self.settings.deadline {
                 if chunk_start >= deadline {
-                    self.gate.stopped.store(TIMED_OUT, Relaxed);
+                    let _ = self
+                        .gate
+                        .stopped
+                        .compare_exchange(0, TIMED_OUT, Relaxed, Relaxed);
                     self.ask_for_claimed_tasks();
                     let dropped = st.time_out_pending();
                     let released = self.return_token(&mut st, slots);
+                    // The slots are back: nothing run from here on may borrow them.
+                    drop(running_here);
                     let settled = self.settle(&mut st);
                     drop(st);
                     drop_each_quietly(dropped);
@@ -219,6 +224,8 @@ where
                         self.registry.add_timer(at, self.clone());
                     }
                     let released = self.return_token(&mut st, slots);
+                    // The slots are back: nothing run from here on may borrow them.
+                    drop(running_here);
                     let settled = self.settle(&mut st);
                     drop(st);
                     limit::release(released);
@@ -362,6 +369,8 @@ where
             // so this worker ends its turn: rare, and simpler than dropping in between.
             if stop || st.pending_len() == 0 || st.running > st.cap || !dropped.is_empty() {
                 let released = self.return_token(&mut st, slots);
+                // The slots are back: nothing run from here on may borrow them.
+                drop(running_here);
                 // If whatever is left is claimed by the other tokens, ask for the unstarted
                 // part back, so that this worker (or another) can run it meanwhile.
                 self.ask_if_a_token_is_idle(&st);
@@ -394,9 +403,14 @@ where
         }
     }
 
-    /// The identities of the job's limiters.
-    fn limiter_ids(&self) -> Vec<usize> {
-        self.settings.limiters.iter().map(Limiter::id).collect()
+    /// The identities of the job's limiters whose slots are in `slots` (the ones lent to
+    /// this token are on the thread's list already).
+    fn limiter_ids(&self, slots: u64) -> Vec<usize> {
+        let limiters = self.settings.limiters.iter().enumerate();
+        limiters
+            .filter(|(i, _)| slots & (1 << i) != 0)
+            .map(|(_, l)| l.id())
+            .collect()
     }
 
     /// Takes a token: one of the job's own, and a slot of each limiter's cap (except those
@@ -503,7 +517,9 @@ where
     /// After any change to the job's state: decides, under the lock, what must follow.
     fn settle(&self, st: &mut JobState<F, T>) -> Settled<T> {
         let push = self.queue_if_runnable(st);
-        if st.helpers > 0 && (st.is_runnable() || st.is_finished()) {
+        // A waiting worker may run a held job on a lent slot: wake it whenever a token of
+        // the job's own is free with a task pending, held or not (it looks again).
+        if st.helpers > 0 && ((st.pending_len() > 0 && st.running < st.cap) || st.is_finished()) {
             self.token_freed.notify_all();
         }
         if st.result_waiters > 0 || (st.finish_waiters > 0 && st.is_finished()) {
@@ -537,6 +553,11 @@ where
             // The job counts as finished before its callback runs: a callback that drops the
             // last `Pool` handle joins the workers, who wait for every job to finish. (A
             // callback on a worker may still submit during shutdown: that worker takes the job.)
+            // A finished job leaves its limiters' lists, which would otherwise keep it (and
+            // its results) alive through the limiter it holds itself.
+            for limiter in &self.settings.limiters {
+                limiter.forget(Arc::as_ptr(self) as *const () as usize);
+            }
             self.registry.job_finished();
             if let Some((callback, results)) = callback {
                 // A panicking callback must not take the worker down (nor its payload, when
@@ -619,7 +640,10 @@ where
         } else if deadline.is_some_and(|d| now >= d) {
             // Under the lock, before the pending tasks time out: a worker that records a chunk
             // after this sees the flag and times out the retries it would have delayed.
-            self.gate.stopped.store(TIMED_OUT, Relaxed);
+            let _ = self
+                .gate
+                .stopped
+                .compare_exchange(0, TIMED_OUT, Relaxed, Relaxed);
             self.ask_for_claimed_tasks();
             dropped = st.time_out_pending();
         } else {
@@ -702,6 +726,8 @@ where
         if !self.registry.is_current_worker() {
             return false;
         }
+        // The graph driver on a worker may be the only one awake to fire timers (rule 9).
+        self.registry.fire_timers(Instant::now());
         let mut st = self.state.lock();
         if !self.may_run_lent(&st) {
             return false;

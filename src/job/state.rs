@@ -237,7 +237,8 @@ impl<F, T> JobState<F, T> {
     /// Takes a token. The caller checked `is_runnable`.
     #[inline]
     pub(crate) fn take_token(&mut self) {
-        debug_assert!(self.is_runnable());
+        // Not `is_runnable`: a worker waiting on a held job may run it on a lent slot.
+        debug_assert!(self.pending_len() > 0 && self.running < self.cap);
         self.running += 1;
         self.peak_running = self.peak_running.max(self.running);
     }

@@ -225,6 +225,14 @@ impl Limiter {
         }
     }
 
+    /// Takes the job of identity `job` (its address) off both lists: it finished.
+    pub(crate) fn forget(&self, job: usize) {
+        let mut st = self.inner.lock();
+        let other = |held: &Arc<dyn Held>| Arc::as_ptr(held) as *const () as usize != job;
+        st.held.retain(other);
+        st.rate_waiting.retain(other);
+    }
+
     /// Gives back a slot of the cap; returns the jobs to release once the caller's locks are
     /// released.
     #[must_use]

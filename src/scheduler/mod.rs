@@ -321,6 +321,7 @@ impl Registry {
     /// job, whose results are user values with a `Drop` of their own.
     pub(crate) fn find_work(&self) -> Option<(Arc<dyn Schedulable>, Instant)> {
         let mut dead = Vec::new();
+        let mut stale = Vec::new();
         let mut shared = self.shared.lock();
         let mut spun = false;
         let found = loop {
@@ -341,6 +342,9 @@ impl Registry {
                 break Some((job, now));
             }
             if shared.shutdown && self.live_jobs.load(SeqCst) == 0 {
+                // Timers left are of finished jobs (a deadline not reached): dropped now, or
+                // the jobs, which hold the registry, would keep it and each other alive.
+                shared.timers.take_due(now, true, &mut stale);
                 break None;
             }
             if !spun {
@@ -375,6 +379,7 @@ impl Registry {
         };
         drop(shared);
         drop_each_quietly(dead);
+        drop_each_quietly(stale);
         found
     }
 
