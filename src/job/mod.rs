@@ -275,25 +275,38 @@ where
                     handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
                     break;
                 }
-                match catch(|| task.run(&cx)) {
-                    Ok(Ran::Value(value)) => outcomes.push(value),
-                    Ok(Ran::Panicked(message)) | Err(message) => {
-                        outcomes.push_failure(Failure::Panicked(message));
-                        if self.settings.fail_fast {
-                            // The job stops here: the rest of the chunk is cancelled.
-                            handed_back = Some(tasks.by_ref().collect());
-                            break;
+                if !F::FALLIBLE {
+                    match catch(|| task.run_plain()) {
+                        Ok(value) => outcomes.push(value),
+                        Err(message) => {
+                            outcomes.push_failure(Failure::Panicked(message));
+                            if self.settings.fail_fast {
+                                handed_back = Some(tasks.by_ref().collect());
+                                break;
+                            }
                         }
                     }
-                    Ok(Ran::Failed(failure)) => {
-                        outcomes.push_failure(Failure::Failed(failure));
-                        if self.settings.fail_fast {
-                            handed_back = Some(tasks.by_ref().collect());
-                            break;
+                } else {
+                    match catch(|| task.run(&cx)) {
+                        Ok(Ran::Value(value)) => outcomes.push(value),
+                        Ok(Ran::Panicked(message)) | Err(message) => {
+                            outcomes.push_failure(Failure::Panicked(message));
+                            if self.settings.fail_fast {
+                                // The job stops here: the rest of the chunk is cancelled.
+                                handed_back = Some(tasks.by_ref().collect());
+                                break;
+                            }
                         }
-                    }
-                    Ok(Ran::Retry { task, after, cause }) => {
-                        outcomes.push_failure(Failure::Retry(task, after, cause))
+                        Ok(Ran::Failed(failure)) => {
+                            outcomes.push_failure(Failure::Failed(failure));
+                            if self.settings.fail_fast {
+                                handed_back = Some(tasks.by_ref().collect());
+                                break;
+                            }
+                        }
+                        Ok(Ran::Retry { task, after, cause }) => {
+                            outcomes.push_failure(Failure::Retry(task, after, cause))
+                        }
                     }
                 }
                 // A worker waiting with a deadline is the one claimer no one else can ask to

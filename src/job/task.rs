@@ -20,7 +20,15 @@ use crate::unwind::catch;
 /// ([`Ran::Retry`]), which is how a retry's need to call the task again is checked at compile
 /// time: only [`Fallible`] tasks (an `FnMut`) can do it, a plain `FnOnce` task cannot.
 pub(crate) trait Task<T>: Send + Sized + 'static {
+    /// Whether the task may fail or ask to be retried. A plain task only returns a value or
+    /// panics, and a worker runs it through [`run_plain`](Task::run_plain), the path of
+    /// least cost (no `Ran` to build and match, per task).
+    const FALLIBLE: bool;
+
     fn run(self, job: &JobContext<'_>) -> Ran<Self, T>;
+
+    /// Runs a task that is not `FALLIBLE`.
+    fn run_plain(self) -> T;
 }
 
 /// How one attempt of a task ended.
@@ -49,9 +57,16 @@ impl<F, T> Task<T> for F
 where
     F: FnOnce() -> T + Send + 'static,
 {
+    const FALLIBLE: bool = false;
+
     #[inline]
     fn run(self, _job: &JobContext<'_>) -> Ran<Self, T> {
         Ran::Value(self())
+    }
+
+    #[inline]
+    fn run_plain(self) -> T {
+        self()
     }
 }
 
@@ -98,6 +113,12 @@ where
     E: Into<Box<dyn Error + Send + Sync>> + 'static,
     T: 'static,
 {
+    const FALLIBLE: bool = true;
+
+    fn run_plain(self) -> T {
+        unreachable!("a fallible task is run with `run`")
+    }
+
     fn run(mut self, job: &JobContext<'_>) -> Ran<Self, T> {
         self.attempts += 1;
         let attempt = self.attempts;
