@@ -25,8 +25,9 @@
 //!   `retry_if` that refuses permanent errors);
 //! - gives the round 0-2 shared `Limiter`s (cap 1-3, sometimes a rate of a few thousand
 //!   starts a second), used by a job of the test thread and its sub-jobs (one limiter per
-//!   tree of jobs, so that trees cannot wait on each other's limiters crosswise), and changes
-//!   their caps while jobs run;
+//!   tree of jobs, so that trees cannot wait on each other's limiters crosswise, and every
+//!   sub-job of a job under it under it too, as `Limiter` asks), and changes their caps while
+//!   jobs run;
 //! - ends with `shutdown()`, `shutdown_now()` or by dropping the pool, sometimes while work is
 //!   still in flight.
 //!

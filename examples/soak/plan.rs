@@ -179,7 +179,10 @@ pub(crate) fn plan_limiters(rng: &mut Rng) -> Vec<LimiterPlan> {
 
 /// The limiter a tree of jobs (a job of the test thread and its sub-jobs) may use: one at
 /// most, so that no two trees wait on each other's limiters crosswise (a deadlock of the
-/// test, not of the pool: lending covers waits under the same limiter only).
+/// test, not of the pool: lending covers waits under the same limiter only). Every sub-job of
+/// a job under it is under it too, as `Limiter` asks: lending is per thread, so a task holding
+/// a slot while it waits on a job outside the limiter, a task of which (on another thread)
+/// waits on a job under it, would wait forever.
 #[derive(Clone, Copy)]
 pub(crate) struct Tree {
     pub(crate) limiter: usize,
@@ -227,8 +230,20 @@ pub(crate) enum CallbackEnd {
     PanicWithPanickyPayload,
 }
 
-pub(crate) fn plan_job(rng: &mut Rng, threads: usize, depth: usize, tree: Option<Tree>) -> JobPlan {
-    let control = rng.percent(40).then(|| plan_control(rng, tree));
+/// A job at `depth` (0: the test thread's) of a tree of jobs that may use the limiter `tree`;
+/// `under_limiter`: its parent job is under it.
+pub(crate) fn plan_job(
+    rng: &mut Rng,
+    threads: usize,
+    depth: usize,
+    tree: Option<Tree>,
+    under_limiter: bool,
+) -> JobPlan {
+    let control = if under_limiter {
+        Some(plan_control(rng, tree, true))
+    } else {
+        rng.percent(40).then(|| plan_control(rng, tree, false))
+    };
     let limited = control.as_ref().is_some_and(|c| c.limiter.is_some());
     let tasks = if limited && tree.is_some_and(|t| t.rated) {
         // A few thousand starts a second: keep the round short.
@@ -259,7 +274,7 @@ pub(crate) fn plan_job(rng: &mut Rng, threads: usize, depth: usize, tree: Option
     JobPlan {
         cap,
         tasks: (0..tasks)
-            .map(|_| plan_task(rng, threads, depth, tree, fallible))
+            .map(|_| plan_task(rng, threads, depth, tree, fallible, limited))
             .collect(),
         limits,
         consume: plan_consume(rng),
@@ -267,11 +282,14 @@ pub(crate) fn plan_job(rng: &mut Rng, threads: usize, depth: usize, tree: Option
     }
 }
 
-fn plan_control(rng: &mut Rng, tree: Option<Tree>) -> Control {
+/// A job's options; `under_limiter`: the job's parent is under the tree's limiter.
+fn plan_control(rng: &mut Rng, tree: Option<Tree>, under_limiter: bool) -> Control {
     let fallible = rng.percent(60);
     Control {
         priority: Priority::ALL[rng.range(0, 2)],
-        limiter: tree.filter(|_| rng.percent(70)).map(|t| t.limiter),
+        limiter: tree
+            .filter(|_| under_limiter || rng.percent(70))
+            .map(|t| t.limiter),
         timeout: rng.percent(10).then(|| rng.micros(0, 300)),
         fail_fast: rng.percent(10),
         fallible,
@@ -315,6 +333,7 @@ fn plan_task(
     depth: usize,
     tree: Option<Tree>,
     fallible: bool,
+    under_limiter: bool,
 ) -> TaskPlan {
     let nests = depth < MAX_DEPTH;
     let act = match rng.range(0, 999) {
@@ -324,7 +343,13 @@ fn plan_task(
         945..=949 => Act::Sleep(rng.micros(50, 1000)),
         950..=969 => Act::Panic,
         970..=979 => Act::PanicWithPanickyPayload,
-        980..=994 if nests => Act::Nest(Box::new(plan_job(rng, threads, depth + 1, tree))),
+        980..=994 if nests => Act::Nest(Box::new(plan_job(
+            rng,
+            threads,
+            depth + 1,
+            tree,
+            under_limiter,
+        ))),
         995..=999 if nests => Act::RunGraph(Box::new(plan_graph(rng, threads))),
         _ => Act::Return,
     };

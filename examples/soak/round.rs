@@ -267,7 +267,7 @@ impl Round {
 
     fn submit_job(&mut self, n: usize) {
         let tree = pick_tree(&mut self.rng, &self.limiters);
-        let plan = plan_job(&mut self.rng, self.threads, 0, tree);
+        let plan = plan_job(&mut self.rng, self.threads, 0, tree, false);
         step(format!(
             "step {n}: submitting a job of {} tasks",
             plan.tasks.len()
@@ -368,7 +368,7 @@ impl Round {
                 }));
             }
             _ => {
-                let mut plan = plan_job(&mut self.rng, self.threads, 1, None);
+                let mut plan = plan_job(&mut self.rng, self.threads, 1, None, false);
                 let at = self.rng.range(0, plan.tasks.len());
                 plan.insert_task(at, Act::CancelVictim);
                 let origin = format!("cancels job {}", job.ledger.id);
