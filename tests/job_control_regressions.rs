@@ -180,3 +180,28 @@ fn a_finished_job_with_a_distant_deadline_is_freed_at_shutdown() {
         "the job was kept alive by its deadline's timer"
     );
 }
+
+#[test]
+fn polling_a_retrying_sub_job_with_a_zero_timeout_on_one_thread_gets_it_done() {
+    let pool = Pool::new(1);
+    let inner = pool.clone();
+    let outer = pool.submit(
+        vec![move || {
+            let delay = Duration::from_micros(200);
+            let sub = inner
+                .job()
+                .retry(Retry::attempts(2).backoff(delay, 1.0, delay).jitter(0.0))
+                .submit_fallible(vec![|cx: &jobpool::TaskContext| -> Result<u32, String> {
+                    if cx.attempt() == 1 {
+                        Err("once".into())
+                    } else {
+                        Ok(cx.attempt())
+                    }
+                }]);
+            while sub.wait_timeout(Duration::ZERO).is_err() {}
+            sub.wait().unwrap()[0]
+        }],
+        1,
+    );
+    assert_eq!(outer.wait().unwrap(), vec![2]);
+}

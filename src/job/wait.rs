@@ -73,6 +73,14 @@ where
                 return Some(found);
             }
             let now = Instant::now();
+            // A worker fires due timers before it decides anything: a poll with a zero timeout
+            // from the only worker must still bring back a retry or a start slot (rule 9).
+            if helping && self.registry.timer_due(now) {
+                drop(st);
+                self.registry.fire_timers(now);
+                st = self.state.lock();
+                continue;
+            }
             let expired = deadline.is_some_and(|d| now >= d);
             if helping && self.may_run_lent(&st) && !(expired && helped) {
                 match self.take_token(&mut st) {
