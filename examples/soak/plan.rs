@@ -277,17 +277,7 @@ pub(crate) fn plan_job(
             .map(|_| plan_task(rng, threads, depth, tree, fallible, limited))
             .collect(),
         limits,
-        consume: match plan_consume(rng) {
-            // A job under a limiter is always waited for, not left to run on its own: left on
-            // its own, one in several thousand rounds ended with a limiter slot still counted
-            // as taken (replay, with this arm removed: --seed 31 --round 34908), an open bug.
-            Consume::Detach | Consume::SomeCompletions(_) | Consume::OnFinish(_)
-                if control.as_ref().is_some_and(|c| c.limiter.is_some()) =>
-            {
-                Consume::Wait
-            }
-            consume => consume,
-        },
+        consume: plan_consume(rng),
         control,
     }
 }
