@@ -31,6 +31,10 @@ pub(crate) trait Held: Send + Sync {
 /// on a sub-job lends its slot of the cap to the sub-job's tasks on the same thread, so a tree
 /// of waits never deadlocks, even under a cap of 1 on a pool of 1 thread.
 ///
+/// Give it to *every* job of the tree: a task holding a slot that waits on a sub-job *without*
+/// the limiter, whose tasks (on other threads, with no slot to lend) wait on jobs *with* it,
+/// waits forever once the cap is taken by such waiting tasks.
+///
 /// A limiter is a cheap handle: clones share one limit. Its cap and rate may be changed while
 /// jobs run; a lowered cap takes effect as running tasks end.
 ///
