@@ -204,15 +204,7 @@ where
                         .compare_exchange(0, TIMED_OUT, Relaxed, Relaxed);
                     self.ask_for_claimed_tasks();
                     let dropped = st.time_out_pending();
-                    let released = self.return_token(&mut st, slots);
-                    // The slots are back: nothing run from here on may borrow them.
-                    drop(running_here);
-                    let settled = self.settle(&mut st);
-                    drop(st);
-                    drop_each_quietly(dropped);
-                    limit::release(released);
-                    self.carry_out(settled);
-                    return;
+                    return self.end_turn(st, slots, running_here, dropped);
                 }
             }
             // A job under a limiter starts one task per claim, each with a start slot of every
@@ -223,14 +215,7 @@ where
                     if st.needs_timer(at) {
                         self.registry.add_timer(at, self.clone());
                     }
-                    let released = self.return_token(&mut st, slots);
-                    // The slots are back: nothing run from here on may borrow them.
-                    drop(running_here);
-                    let settled = self.settle(&mut st);
-                    drop(st);
-                    limit::release(released);
-                    self.carry_out(settled);
-                    return;
+                    return self.end_turn(st, slots, running_here, VecDeque::new());
                 }
                 chunk_len = 1;
             }
@@ -275,39 +260,42 @@ where
                     handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
                     break;
                 }
-                if !F::FALLIBLE {
+                // A failure for good: with fail-fast, the job stops here and the rest of the
+                // chunk is cancelled.
+                let failed = if !F::FALLIBLE {
                     match catch(|| task.run_plain()) {
-                        Ok(value) => outcomes.push(value),
+                        Ok(value) => {
+                            outcomes.push(value);
+                            false
+                        }
                         Err(message) => {
                             outcomes.push_failure(Failure::Panicked(message));
-                            if self.settings.fail_fast {
-                                handed_back = Some(tasks.by_ref().collect());
-                                break;
-                            }
+                            true
                         }
                     }
                 } else {
                     match catch(|| task.run(&cx)) {
-                        Ok(Ran::Value(value)) => outcomes.push(value),
+                        Ok(Ran::Value(value)) => {
+                            outcomes.push(value);
+                            false
+                        }
                         Ok(Ran::Panicked(message)) | Err(message) => {
                             outcomes.push_failure(Failure::Panicked(message));
-                            if self.settings.fail_fast {
-                                // The job stops here: the rest of the chunk is cancelled.
-                                handed_back = Some(tasks.by_ref().collect());
-                                break;
-                            }
+                            true
                         }
                         Ok(Ran::Failed(failure)) => {
                             outcomes.push_failure(Failure::Failed(failure));
-                            if self.settings.fail_fast {
-                                handed_back = Some(tasks.by_ref().collect());
-                                break;
-                            }
+                            true
                         }
                         Ok(Ran::Retry { task, after, cause }) => {
-                            outcomes.push_failure(Failure::Retry(task, after, cause))
+                            outcomes.push_failure(Failure::Retry(task, after, cause));
+                            false
                         }
                     }
+                };
+                if failed && self.settings.fail_fast {
+                    handed_back = Some(tasks.by_ref().collect());
+                    break;
                 }
                 // A worker waiting with a deadline is the one claimer no one else can ask to
                 // hand back: it looks at the clock itself, after each task (rule 5).
@@ -381,18 +369,7 @@ where
             // Tasks to drop (cancelled, or refused a retry) are dropped with the lock released,
             // so this worker ends its turn: rare, and simpler than dropping in between.
             if stop || st.pending_len() == 0 || st.running > st.cap || !dropped.is_empty() {
-                let released = self.return_token(&mut st, slots);
-                // The slots are back: nothing run from here on may borrow them.
-                drop(running_here);
-                // If whatever is left is claimed by the other tokens, ask for the unstarted
-                // part back, so that this worker (or another) can run it meanwhile.
-                self.ask_if_a_token_is_idle(&st);
-                let settled = self.settle(&mut st);
-                drop(st);
-                drop_each_quietly(dropped);
-                limit::release(released);
-                self.carry_out(settled);
-                return;
+                return self.end_turn(st, slots, running_here, dropped);
             }
             // Keep the token and claim the next chunk (rule 3): no run-queue traffic.
             if st.result_waiters > 0 {
@@ -400,6 +377,29 @@ where
             }
             wake = st.waker_to_wake();
         }
+    }
+
+    /// Ends a worker's turn in the job: returns its token (and the limiter slots in
+    /// `slots`), then, with the job's lock released, drops `dropped` (tasks that will not
+    /// run), releases the jobs the limiters let go, and carries out what `settle` decided.
+    fn end_turn(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, JobState<F, T>>,
+        slots: u64,
+        running_here: worker::RunningJob,
+        dropped: VecDeque<F>,
+    ) {
+        let released = self.return_token(&mut st, slots);
+        // The slots are back: nothing run from here on may borrow them.
+        drop(running_here);
+        // If whatever is left is claimed by the other tokens, ask for the unstarted part
+        // back, so that this worker (or another) can run it meanwhile.
+        self.ask_if_a_token_is_idle(&st);
+        let settled = self.settle(&mut st);
+        drop(st);
+        drop_each_quietly(dropped);
+        limit::release(released);
+        self.carry_out(settled);
     }
 
     /// The job's key in the run queue (`scheduler/priority.rs`): a plain job is new work
