@@ -7,6 +7,8 @@ mod builder;
 mod future;
 mod handle;
 mod retry;
+#[cfg(test)]
+mod run_stage_tests;
 mod state;
 mod task;
 mod wait;
@@ -175,6 +177,11 @@ where
         // While this thread runs the job's tasks, a wait on the job from one of them could
         // never end (`wait_for`), and its limiters' slots are lent to what they wait on.
         let running_here = worker::RunningJob::enter(self.id(), &self.limiter_ids(slots));
+        if let Some((_, true)) = self.settings.run {
+            // A run's first stage counts as started from its first token, not from the end of
+            // its first chunk: pushed back below, it ranks with its run, not behind new runs.
+            self.service.fetch_max(1, Relaxed);
+        }
         let limited = !self.settings.limiters.is_empty();
         let mut parallelism = self.registry.threads().min(st.cap).max(1);
         let mut chunk: Vec<F> = Vec::new();
@@ -403,8 +410,8 @@ where
     }
 
     /// The job's key in the run queue (`scheduler/priority.rs`): a plain job is new work
-    /// ranked by attained service; a module of a graph's run that has started is ranked by
-    /// the run's age.
+    /// ranked by attained service; a module of a graph's run that has started (a first stage:
+    /// that has taken a token, see `run_with_token`) is ranked by the run's age.
     #[inline]
     fn job_key(&self) -> u64 {
         let service = self.service.load(Relaxed);
