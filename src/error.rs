@@ -445,6 +445,8 @@ struct Why {
     failures: Vec<(usize, TaskFailure)>,
     /// Tasks the job's deadline stopped.
     timed_out: Vec<usize>,
+    /// The job's name, if it has one.
+    name: Option<std::sync::Arc<str>>,
 }
 
 impl<T> JobError<T> {
@@ -464,6 +466,26 @@ impl<T> JobError<T> {
             results: SyncWrapper::new(results),
             why: Box::new(why),
         }
+    }
+
+    /// With the job's name, for `Display`.
+    pub(crate) fn named(mut self, name: Option<&std::sync::Arc<str>>) -> Self {
+        self.why.name = name.cloned();
+        self
+    }
+
+    /// The name of the job, if it was given one
+    /// ([`JobBuilder::name`](crate::JobBuilder::name)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = jobpool::Pool::new(1);
+    /// let err = pool.job().name("upload").submit(vec![|| panic!("no network")]).wait().unwrap_err();
+    /// assert_eq!(err.job_name(), Some("upload"));
+    /// ```
+    pub fn job_name(&self) -> Option<&str> {
+        self.why.name.as_deref()
     }
 
     /// The tasks that panicked, as `(task index, panic message)`, in submission order.
@@ -540,6 +562,7 @@ impl<T> JobError<T> {
 impl<T> fmt::Debug for JobError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobError")
+            .field("name", &self.job_name())
             .field("tasks", &self.total)
             .field("panics", &self.panics().collect::<Vec<_>>())
             .field("cancelled", &self.cancelled().count())
@@ -552,6 +575,9 @@ impl<T> fmt::Debug for JobError<T> {
 impl<T> fmt::Display for JobError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 3;
+        if let Some(name) = &self.why.name {
+            write!(f, "job {name}: ")?;
+        }
         let total = self.total;
         let panics = self.why.panics.len();
         let cancelled = self.why.cancelled.len();

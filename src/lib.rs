@@ -51,6 +51,7 @@ mod error;
 mod human;
 mod job;
 mod limit;
+mod observe;
 mod pool;
 mod scheduler;
 mod scope;
@@ -70,6 +71,7 @@ pub use job::{
     TaskContext, WithRetry,
 };
 pub use limit::{Limiter, Rate};
+pub use observe::{EventKind, Events, JobId, PoolEvent, Stats, TaskOutcome};
 pub use pool::{Pool, PoolBuilder};
 pub use scheduler::priority::Priority;
 pub use scope::Scope;

@@ -258,6 +258,56 @@ impl Pool {
         self.inner.registry.waited(priority)
     }
 
+    /// Listens to the pool's events from now on: jobs submitted, started, held and finished,
+    /// tasks started and ended (with how), and dependency-graph modules started and ended.
+    ///
+    /// The listener keeps up to `capacity` events not yet received (at least 1); while it is
+    /// full, new events are dropped and counted ([`Events::dropped`](crate::Events::dropped)),
+    /// so a slow listener never slows the pool. Several listeners may listen at once; dropping
+    /// one unsubscribes it. With no listener, the pool builds no event at all; the cost of
+    /// listening is in the `observe` module's docs and BENCHMARKS.md.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{EventKind, Pool, TaskOutcome};
+    ///
+    /// let pool = Pool::new(2);
+    /// let events = pool.events(1024);
+    /// let job = pool.job().name("probe").cap(2).submit((0..4).map(|i| move || i));
+    /// job.wait()?;
+    /// for event in events.try_iter() {
+    ///     if let EventKind::TaskEnded { index, outcome, .. } = event.kind {
+    ///         assert_eq!(outcome, TaskOutcome::Done);
+    ///         println!("{:?} ran task {index} of {:?}", event.worker, event.name);
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn events(&self, capacity: usize) -> crate::Events {
+        self.inner.registry.subscribe(capacity)
+    }
+
+    /// What the pool is doing now (busy, idle and sleeping workers; live, queued and running
+    /// jobs), what it has done since it started (tasks done, failed, not run; retries), and how
+    /// long the longest-waiting job has waited. Cheap enough for a UI loop: one short hold of
+    /// the run queue's lock and a read of one cache line per worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = jobpool::Pool::new(2);
+    /// let job = pool.submit((0..100).map(|i| move || i), 2);
+    /// let during = pool.stats();
+    /// assert!(during.tasks_done <= 100);
+    /// job.wait()?;
+    /// assert_eq!(pool.stats().tasks_done, 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> crate::Stats {
+        self.inner.registry.stats()
+    }
+
     /// Stops taking jobs, lets every accepted task run, and joins the worker threads.
     ///
     /// Applies to every clone of this handle. Called from one of the pool's own tasks, it
@@ -502,7 +552,7 @@ impl PoolBuilder {
                 builder = builder.stack_size(bytes);
             }
             let registry = registry.clone();
-            match builder.spawn(move || worker::worker_main(registry)) {
+            match builder.spawn(move || worker::worker_main(registry, i)) {
                 Ok(handle) => inner.threads.lock().push(handle),
                 // Dropping `inner` shuts the started threads down again.
                 Err(err) => return Err(BuildError::Spawn(err.to_string())),

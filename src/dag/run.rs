@@ -54,6 +54,8 @@
 //!   submitted, its end when it ends. A module's first event comes after the end of each of its
 //!   dependencies, and its start before its end.
 
+use crate::observe::EventKind;
+use crate::scheduler::Registry;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +75,10 @@ use crate::{Canceller, JobError, Pool, TaskError};
 /// A callback may still hold it for a moment after `run` returned, so it holds no user code:
 /// the tasks, conditions and observer are in `RunState`, released before `run` returns.
 struct Run {
+    /// Tells this run's module events apart from other runs' in the pool's events.
+    id: u64,
+    /// The pool's registry, for its listeners.
+    registry: Arc<Registry>,
     modules: Vec<PlannedModule>,
     failure_mode: FailureMode,
     started: Instant,
@@ -154,7 +160,10 @@ pub(crate) fn run(plan: Plan, pool: &Pool, options: RunOptions) -> RunReport {
     let ready = (0..count).filter(|&i| waiting_for[i] == 0).collect();
     let mut modules = Vec::with_capacity(count);
     modules.resize_with(count, ModuleSlot::default);
+    static NEXT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let run = Arc::new(Run {
+        id: NEXT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        registry: pool.registry().clone(),
         modules: plan,
         failure_mode: options.failure_mode,
         started: Instant::now(),
@@ -253,6 +262,18 @@ impl Run {
 
     /// Tells the observer, if any; called under the lock, so events come one at a time.
     fn emit(&self, st: &RunState, module: usize, state: Option<&ModuleState>) {
+        if self.registry.listening() {
+            let run = self.id;
+            let kind = match state {
+                None => EventKind::ModuleStarted { run },
+                Some(state) => EventKind::ModuleEnded {
+                    run,
+                    state: state.to_string(),
+                },
+            };
+            self.registry
+                .tell(None, Some(&self.modules[module].name), kind);
+        }
         if let Some(observer) = &st.observer {
             let event = Event {
                 module: &self.modules[module].name,

@@ -104,7 +104,8 @@ impl<T: Send + Sync + 'static> ModuleTasks for TypedTasks<T> {
                 task(&context)
             }
         });
-        let job = control.apply(pool.job().cap(cap).run_stage(stage));
+        let job = pool.job().name(inputs.module.clone()).cap(cap);
+        let job = control.apply(job.run_stage(stage));
         let submitted = match &control.retry {
             Some(retry) => job.retry(retry.clone()).try_submit_fallible(jobs),
             None => job.try_submit_fallible(jobs),

@@ -95,6 +95,23 @@ impl<'p, R> JobBuilder<'p, R> {
         self
     }
 
+    /// Names the job: the name appears in the pool's events and timelines, in the job's
+    /// [`JobError`](crate::JobError) and in its handle's `Debug` output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = jobpool::Pool::new(2);
+    /// let job = pool.job().name("thumbnails").submit(vec![|| panic!("corrupt image")]);
+    /// assert_eq!(job.name(), Some("thumbnails"));
+    /// let err = job.wait().unwrap_err();
+    /// assert_eq!(err.to_string(), "job thumbnails: 1 of 1 tasks panicked (task 0: corrupt image)");
+    /// ```
+    pub fn name(mut self, name: impl Into<std::sync::Arc<str>>) -> Self {
+        self.settings.name = Some(name.into());
+        self
+    }
+
     /// The job's priority ([`Priority::Normal`] unless set).
     pub fn priority(mut self, priority: Priority) -> Self {
         self.settings.priority = priority;

@@ -173,6 +173,35 @@ impl<T: Send + 'static> JobHandle<T> {
         p.done + p.panicked + p.cancelled + p.failed + p.timed_out == p.total
     }
 
+    /// The job's identity in the pool's events ([`PoolEvent::job`](crate::PoolEvent::job)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = jobpool::Pool::new(1);
+    /// let job = pool.submit(vec![|| ()], 1);
+    /// println!("{} is running", job.id());
+    /// # job.wait().unwrap();
+    /// ```
+    pub fn id(&self) -> crate::JobId {
+        self.job.job_id()
+    }
+
+    /// The job's name, if it was given one ([`JobBuilder::name`](crate::JobBuilder::name)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = jobpool::Pool::new(1);
+    /// let job = pool.job().name("index").submit(vec![|| ()]);
+    /// assert_eq!(job.name(), Some("index"));
+    /// assert_eq!(pool.submit(vec![|| ()], 1).name(), None);
+    /// # job.wait().unwrap();
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.job.name()
+    }
+
     /// A snapshot of the job's counters.
     ///
     /// # Examples
@@ -326,6 +355,8 @@ impl<T: Send + 'static> JobHandle<T> {
 impl<T> fmt::Debug for JobHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobHandle")
+            .field("id", &self.job.job_id().get())
+            .field("name", &self.job.name())
             .field("progress", &self.job.progress())
             .finish()
     }

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crate::error::{JobError, TaskError};
 use crate::limit::{self, Held, Limiter};
+use crate::observe::{EventKind, JobId, TaskOutcome};
 use crate::scheduler::priority::{self, Priority, Stage};
 use crate::scheduler::{worker, Registry, Schedulable};
 use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Condvar, Instant, Mutex, MutexGuard};
@@ -97,6 +98,8 @@ const TIMED_OUT: u8 = 2;
 /// What a job was submitted with besides its tasks and cap; fixed for its life.
 #[derive(Default)]
 pub(crate) struct Settings {
+    /// The job's name, for events, errors and `Debug`.
+    pub(crate) name: Option<Arc<str>>,
     pub(crate) priority: Priority,
     /// For a module of a dependency graph's run: the run's start (nanoseconds since the pool's
     /// epoch, at least 1) and whether the module is one of the run's first stage.
@@ -112,6 +115,8 @@ pub(crate) struct Settings {
 /// A job's shared core. `F` is the task type and `T` its result.
 pub(crate) struct JobCore<F, T> {
     registry: Arc<Registry>,
+    /// The job's identity in events and statistics.
+    job_id: JobId,
     settings: Settings,
     state: Mutex<JobState<F, T>>,
     /// Wakes threads waiting for the job to finish (`finish_waiters`) or to report a result
@@ -153,6 +158,7 @@ where
     pub(crate) fn new(registry: Arc<Registry>, state: JobState<F, T>, settings: Settings) -> Self {
         JobCore {
             registry,
+            job_id: JobId::next(),
             settings,
             state: Mutex::new(state),
             progress: Condvar::new(),
@@ -177,6 +183,13 @@ where
         // While this thread runs the job's tasks, a wait on the job from one of them could
         // never end (`wait_for`), and its limiters' slots are lent to what they wait on.
         let running_here = worker::RunningJob::enter(self.id(), &self.limiter_ids(slots));
+        // Only workers run tasks (a thread outside the pool waits without helping).
+        let worker = self.registry.worker_index();
+        let _in_turn = worker.map(|w| InTurn::new(&self.registry, w, self.job_id));
+        if !st.started {
+            st.started = true;
+            self.tell(EventKind::JobStarted);
+        }
         if let Some((_, true)) = self.settings.run {
             // A run's first stage counts as started from its first token, not from the end of
             // its first chunk: pushed back below, it ranks with its run, not behind new runs.
@@ -218,6 +231,7 @@ where
             // rate (rule 9); a refused job is held until the slot is due.
             if limited {
                 if let Err(at) = self.try_start(chunk_start) {
+                    self.tell(EventKind::JobHeld { until: Some(at) });
                     st.rate_wait = true;
                     if st.needs_timer(at) {
                         self.registry.add_timer(at, self.clone());
@@ -244,13 +258,24 @@ where
             self.registry.fire_timers(chunk_start);
             // Read after this worker's own push, which may have bumped it.
             let yield_requests = self.registry.yield_requests();
+            // Once per chunk, so that a chunk's task events come in pairs.
+            let listening = self.registry.listening();
 
             let mut tasks = chunk.drain(..);
             let mut handed_back: Option<VecDeque<F>> = None;
             while let Some(task) = tasks.next() {
                 let stopped = self.gate.stopped.load(Relaxed);
                 if stopped != 0 || self.registry.cancelling() {
-                    outcomes.push_failure(if stopped == TIMED_OUT {
+                    let timed_out = stopped == TIMED_OUT;
+                    if listening {
+                        let outcome = match timed_out {
+                            true => TaskOutcome::TimedOut,
+                            false => TaskOutcome::Cancelled,
+                        };
+                        let index = first + outcomes.values.len();
+                        self.tell_task_ended(index, task.next_attempt(), outcome);
+                    }
+                    outcomes.push_failure(if timed_out {
                         Failure::TimedOut
                     } else {
                         Failure::Cancelled
@@ -267,6 +292,11 @@ where
                     handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
                     break;
                 }
+                let told = listening.then(|| {
+                    let (index, attempt) = (first + outcomes.values.len(), task.next_attempt());
+                    self.tell(EventKind::TaskStarted { index, attempt });
+                    (index, attempt)
+                });
                 // A failure for good: with fail-fast, the job stops here and the rest of the
                 // chunk is cancelled.
                 let failed = if !F::FALLIBLE {
@@ -300,6 +330,9 @@ where
                         }
                     }
                 };
+                if let Some((index, attempt)) = told {
+                    self.tell_task_ended(index, attempt, outcomes.last_outcome());
+                }
                 if failed && self.settings.fail_fast {
                     handed_back = Some(tasks.by_ref().collect());
                     break;
@@ -344,6 +377,7 @@ where
                     self.registry.add_timer(due, self.clone());
                 }
             }
+            self.report_counts(&mut st, worker);
             if let Some(unstarted) = handed_back {
                 st.hand_back(first + started, unstarted);
                 // Someone asked for tasks: share what is pending with the tokens of the cap
@@ -523,6 +557,37 @@ where
         Arc::as_ptr(self) as *const () as usize
     }
 
+    /// Tells the pool's listeners, if any, that `kind` happened to this job.
+    #[inline]
+    fn tell(&self, kind: EventKind) {
+        if self.registry.listening() {
+            self.registry
+                .tell(Some(self.job_id), self.settings.name.as_ref(), kind);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tell_task_ended(&self, index: usize, attempt: u32, outcome: TaskOutcome) {
+        self.tell(EventKind::TaskEnded {
+            index,
+            attempt,
+            outcome,
+        });
+    }
+
+    /// Adds what changed in the job's counts since the last report to the pool's statistics,
+    /// on `worker`'s slot (`None`: the shared one).
+    #[inline]
+    fn report_counts(&self, st: &mut JobState<F, T>, worker: Option<usize>) {
+        let counts = st.counts();
+        let new = counts.since(&st.reported);
+        if !new.is_zero() {
+            st.reported = counts;
+            self.registry.count(worker, new);
+        }
+    }
+
     /// Rule 1: whoever sees the job runnable and not queued marks it queued and pushes it.
     #[inline]
     fn queue_if_runnable(&self, st: &mut JobState<F, T>) -> bool {
@@ -536,6 +601,7 @@ where
 
     /// After any change to the job's state: decides, under the lock, what must follow.
     fn settle(&self, st: &mut JobState<F, T>) -> Settled<T> {
+        self.report_counts(st, self.registry.worker_index());
         let push = self.queue_if_runnable(st);
         // A waiting worker may run a held job on a lent slot: wake it whenever a token of
         // the job's own is free with a task pending, held or not (it looks again).
@@ -548,11 +614,18 @@ where
         let finished = if st.is_finished() && !st.finish_reported {
             st.finish_reported = true;
             self.finished.store(true, Relaxed);
-            Some(
-                st.on_finish
-                    .take()
-                    .map(|callback| (callback, st.take_results())),
-            )
+            self.tell(EventKind::JobFinished {
+                done: st.done,
+                failed: st.failed + st.panicked,
+                not_run: st.cancelled + st.timed_out,
+            });
+            Some(st.on_finish.take().map(|callback| {
+                (
+                    callback,
+                    st.take_results()
+                        .map_err(|e| e.named(self.settings.name.as_ref())),
+                )
+            }))
         } else {
             None
         };
@@ -631,6 +704,7 @@ where
             Ok(slots) => self.run_with_token(st, Mode::Scheduled, now, slots),
             Err(released) => {
                 // Held by a full limiter: it releases the job when a slot frees up (rule 9).
+                self.tell(EventKind::JobHeld { until: None });
                 drop(st);
                 limit::release(released);
             }
@@ -717,6 +791,8 @@ pub(crate) trait JobControl<T>: Send + Sync {
     fn set_cap(self: Arc<Self>, cap: usize);
     fn progress(&self) -> Progress;
     fn on_finish(self: Arc<Self>, callback: FinishCallback<T>);
+    fn job_id(&self) -> JobId;
+    fn name(&self) -> Option<&str>;
 }
 
 /// Cancelling a job, or helping it along, whatever its task and result types.
@@ -787,7 +863,10 @@ where
     }
 
     fn take_results(&self) -> Result<Vec<T>, JobError<T>> {
-        self.state.lock().take_results()
+        self.state
+            .lock()
+            .take_results()
+            .map_err(|e| e.named(self.settings.name.as_ref()))
     }
 
     fn start_log(&self) {
@@ -802,7 +881,12 @@ where
     }
 
     fn poll_finish(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<T>, JobError<T>>> {
-        self.poll_for(cx, |st| st.is_finished().then(|| st.take_results()))
+        self.poll_for(cx, |st| {
+            st.is_finished().then(|| {
+                st.take_results()
+                    .map_err(|e| e.named(self.settings.name.as_ref()))
+            })
+        })
     }
 
     fn poll_completion(&self, cx: &mut Context<'_>) -> Poll<Next<T>> {
@@ -826,6 +910,14 @@ where
             // A raised cap with every task claimed: the new tokens need tasks to run.
             self.ask_if_a_token_is_idle(st);
         });
+    }
+
+    fn job_id(&self) -> JobId {
+        self.job_id
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.settings.name.as_deref()
     }
 
     fn progress(&self) -> Progress {
@@ -852,7 +944,9 @@ where
         let mut st = self.state.lock();
         if st.finish_reported {
             // Finished before the callback came: it runs here and now.
-            let results = st.take_results();
+            let results = st
+                .take_results()
+                .map_err(|e| e.named(self.settings.name.as_ref()));
             drop(st);
             call_quietly(|| callback(results));
         } else {
@@ -888,7 +982,18 @@ where
     }
     let entry: Option<Arc<dyn Schedulable>> =
         has_tasks.then(|| job.clone() as Arc<dyn Schedulable>);
-    match registry.admit(entry) {
+    let (tasks_len, cap_now) = {
+        let st = job.state.lock();
+        (st.slots_len(), st.cap)
+    };
+    let submitted = || {
+        job.tell(EventKind::JobSubmitted {
+            tasks: tasks_len,
+            cap: cap_now,
+            priority: job.settings.priority,
+        })
+    };
+    match registry.admit(entry, submitted) {
         Ok(()) => {
             if let (true, Some(deadline)) = (has_tasks, deadline) {
                 registry.add_timer(deadline, job.clone());
@@ -899,5 +1004,32 @@ where
             let tasks = std::mem::take(&mut job.state.lock().pending);
             Err((kind, tasks))
         }
+    }
+}
+
+/// Publishes, for `Pool::stats`, that a worker is in a turn of a job, until dropped (then what
+/// it was in before: the outer job, for a worker that runs a job it waits on).
+struct InTurn<'a> {
+    registry: &'a Registry,
+    worker: usize,
+    before: u64,
+}
+
+impl<'a> InTurn<'a> {
+    #[inline]
+    fn new(registry: &'a Registry, worker: usize, job: JobId) -> Self {
+        let before = registry.set_current_job(worker, job.get());
+        InTurn {
+            registry,
+            worker,
+            before,
+        }
+    }
+}
+
+impl Drop for InTurn<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.registry.set_current_job(self.worker, self.before);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::task::RetryCause;
 use super::Next;
 use crate::error::{GaveUp, JobError, TaskError, TaskFailure};
+use crate::observe::{Counts, TaskOutcome};
 use crate::sync::Instant;
 
 /// The named states of one task's result slot.
@@ -95,6 +96,21 @@ impl<F, T> ChunkOutcomes<F, T> {
         self.failures.push((self.values.len(), failure));
         self.values.push(None);
     }
+
+    /// How the last task pushed ended, for its event.
+    pub(crate) fn last_outcome(&self) -> TaskOutcome {
+        let last = self.values.len().wrapping_sub(1);
+        match self.failures.last() {
+            Some((offset, failure)) if *offset == last => match failure {
+                Failure::Panicked(_) => TaskOutcome::Panicked,
+                Failure::Cancelled => TaskOutcome::Cancelled,
+                Failure::TimedOut => TaskOutcome::TimedOut,
+                Failure::Failed(_) => TaskOutcome::Failed,
+                Failure::Retry(_, after, _) => TaskOutcome::Retrying { after: *after },
+            },
+            _ => TaskOutcome::Done,
+        }
+    }
 }
 
 /// A completion callback registered with `JobHandle::on_finish`.
@@ -157,6 +173,10 @@ pub(crate) struct JobState<F, T> {
     pub(crate) log: Option<VecDeque<usize>>,
     /// Set once the job's end was reported to the registry and the callback.
     pub(crate) finish_reported: bool,
+    /// Set once a worker took the job's first token (for its `JobStarted` event).
+    pub(crate) started: bool,
+    /// The counts last added to the pool's statistics.
+    pub(crate) reported: Counts,
     pub(crate) on_finish: Option<FinishCallback<T>>,
     /// The waker of the task awaiting the job from async code (a `JobFuture`, or a
     /// `Completions` polled with `poll_next`), left by a poll that found nothing to take, and
@@ -200,6 +220,8 @@ impl<F, T> JobState<F, T> {
             helpers: 0,
             log: None,
             finish_reported: false,
+            started: false,
+            reported: Counts::default(),
             on_finish: None,
             waker: None,
         }
@@ -207,6 +229,21 @@ impl<F, T> JobState<F, T> {
 
     pub(crate) fn total(&self) -> usize {
         self.total
+    }
+
+    /// The number of tasks, for the job's submission event.
+    pub(crate) fn slots_len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The job's counts as the pool's statistics count them.
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            done: self.done as u64,
+            failed: (self.failed + self.panicked) as u64,
+            not_run: (self.cancelled + self.timed_out) as u64,
+            retries: self.retries as u64,
+        }
     }
 
     /// Tasks not claimed (or handed back unstarted).

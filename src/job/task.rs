@@ -29,6 +29,11 @@ pub(crate) trait Task<T>: Send + Sized + 'static {
 
     /// Runs a task that is not `FALLIBLE`.
     fn run_plain(self) -> T;
+
+    /// The attempt that running the task now makes, from 1 (for events).
+    fn next_attempt(&self) -> u32 {
+        1
+    }
 }
 
 /// How one attempt of a task ended.
@@ -117,6 +122,10 @@ where
 
     fn run_plain(self) -> T {
         unreachable!("a fallible task is run with `run`")
+    }
+
+    fn next_attempt(&self) -> u32 {
+        self.attempts + 1
     }
 
     fn run(mut self, job: &JobContext<'_>) -> Ran<Self, T> {

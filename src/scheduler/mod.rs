@@ -16,6 +16,7 @@ use std::time::Duration;
 use crossbeam::utils::CachePadded;
 
 use crate::error::SubmitErrorKind;
+use crate::observe::{self, Counters, Counts, EventKind, JobId, Listeners, PoolEvent, Stats};
 use crate::sync::{
     thread, AtomicBool, AtomicU64, AtomicUsize, Condvar, Instant, Mutex, MutexGuard,
 };
@@ -79,6 +80,10 @@ pub(crate) struct Registry {
     /// What a worker checks before every task, whatever the job: on a cache line of its own,
     /// away from `queued_min` and the lock, written only when it changes.
     gate: CachePadded<PoolGate>,
+    /// Who listens to the pool's events (`observe/listeners.rs`).
+    listeners: CachePadded<Listeners>,
+    /// The counts behind `Pool::stats`, one slot per worker (`observe/stats.rs`).
+    counters: Counters,
 }
 
 /// The pool-wide flags a worker checks before each task.
@@ -131,7 +136,75 @@ impl Registry {
             epoch: Instant::now(),
             next_timer: AtomicU64::new(u64::MAX),
             gate: CachePadded::new(PoolGate::default()),
+            listeners: CachePadded::new(Listeners::default()),
+            counters: Counters::new(threads),
         }
+    }
+
+    /// The index of the current thread among this pool's workers, or `None` for another
+    /// thread.
+    #[inline]
+    pub(crate) fn worker_index(&self) -> Option<usize> {
+        self.is_current_worker().then(worker::current_worker_index)
+    }
+
+    /// Whether anyone listens to the pool's events: one load.
+    #[inline]
+    pub(crate) fn listening(&self) -> bool {
+        self.listeners.listening()
+    }
+
+    /// A new listener to the pool's events.
+    pub(crate) fn subscribe(&self, capacity: usize) -> observe::Events {
+        self.listeners.subscribe(capacity)
+    }
+
+    /// Tells the listeners, if any, that `kind` happened to job `job` (named `name`), now, on
+    /// this thread.
+    #[inline]
+    pub(crate) fn tell(&self, job: Option<JobId>, name: Option<&Arc<str>>, kind: EventKind) {
+        if self.listening() {
+            self.listeners.tell(PoolEvent {
+                time: observe::now(),
+                worker: self.worker_index(),
+                job,
+                name: name.cloned(),
+                kind,
+            });
+        }
+    }
+
+    /// Adds a job's new counts to the statistics, on the current thread's slot.
+    #[inline]
+    pub(crate) fn count(&self, worker: Option<usize>, counts: Counts) {
+        self.counters.add(worker, counts);
+    }
+
+    /// Says that worker `worker` is in a turn of job `job` (0: none); returns the previous.
+    #[inline]
+    pub(crate) fn set_current_job(&self, worker: usize, job: u64) -> u64 {
+        self.counters.set_current_job(worker, job)
+    }
+
+    /// What the pool is doing now, and has done.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            threads: self.threads,
+            jobs_live: self.live_jobs.load(Relaxed),
+            ..Stats::default()
+        };
+        {
+            let shared = self.shared.lock();
+            stats.idle = shared.spinners;
+            stats.sleeping = shared.sleepers;
+            stats.jobs_queued = shared.queue.len();
+            let now = Instant::now();
+            stats.oldest_wait = (0..Priority::ALL.len())
+                .filter_map(|p| shared.queue.waited(p, now))
+                .max();
+        }
+        self.counters.read(&mut stats);
+        stats
     }
 
     /// The number of worker threads.
@@ -148,11 +221,18 @@ impl Registry {
     ///
     /// After `shutdown` only the pool's own workers may still submit (a running task that
     /// starts sub-jobs is part of work already accepted).
-    pub(crate) fn admit(&self, job: Option<Arc<dyn Schedulable>>) -> Result<(), SubmitErrorKind> {
+    /// `admitted` is called under the lock once the job is accepted, before any worker can
+    /// see it (it tells the listeners, so that a job's first event is always its submission).
+    pub(crate) fn admit(
+        &self,
+        job: Option<Arc<dyn Schedulable>>,
+        admitted: impl FnOnce(),
+    ) -> Result<(), SubmitErrorKind> {
         let mut shared = self.shared.lock();
         if shared.shutdown && !self.is_current_worker() {
             return Err(SubmitErrorKind::ShutDown);
         }
+        admitted();
         if let Some(job) = job {
             // Counted under the lock that workers hold when they decide to exit: a worker
             // never leaves while an admitted job is not finished.

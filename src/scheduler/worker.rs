@@ -14,6 +14,10 @@ thread_local! {
     static CURRENT_REGISTRY: Cell<usize> = Cell::new(0);
 
     #[allow(clippy::missing_const_for_thread_local)]
+    /// This worker's index in its pool, from 0 (meaningful only with `CURRENT_REGISTRY`).
+    static WORKER_INDEX: Cell<usize> = Cell::new(0);
+
+    #[allow(clippy::missing_const_for_thread_local)]
     /// The jobs whose tasks this thread is running, outermost first: more than one when a task
     /// waits on another job and the worker runs that job's tasks meanwhile.
     static RUNNING_JOBS: RefCell<Vec<usize>> = RefCell::new(Vec::new());
@@ -30,11 +34,17 @@ pub(crate) fn current_registry_id() -> usize {
     CURRENT_REGISTRY.with(Cell::get)
 }
 
-/// The body of a worker thread: run jobs from the run queue until the pool shuts down.
+/// This thread's index among its pool's workers (see `current_registry_id`).
+pub(crate) fn current_worker_index() -> usize {
+    WORKER_INDEX.with(Cell::get)
+}
+
+/// The body of worker thread `index`: run jobs from the run queue until the pool shuts down.
 ///
 /// Nothing unwinds out of this loop, so a worker lives as long as its pool.
-pub(crate) fn worker_main(registry: Arc<Registry>) {
+pub(crate) fn worker_main(registry: Arc<Registry>, index: usize) {
     CURRENT_REGISTRY.with(|id| id.set(registry.id));
+    WORKER_INDEX.with(|i| i.set(index));
     while let Some((job, now)) = registry.find_work() {
         // Tasks, callbacks and the drop of cancelled tasks are caught where they run; what can
         // still unwind here is the drop of a detached job's results, when this worker holds the
