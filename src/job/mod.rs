@@ -117,6 +117,9 @@ pub(crate) struct JobCore<F, T> {
     registry: Arc<Registry>,
     /// The job's identity in events and statistics.
     job_id: JobId,
+    /// The job's `tracing` span: its tasks' spans are its children.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
     settings: Settings,
     state: Mutex<JobState<F, T>>,
     /// Wakes threads waiting for the job to finish (`finish_waiters`) or to report a result
@@ -156,9 +159,19 @@ where
     T: Send + 'static,
 {
     pub(crate) fn new(registry: Arc<Registry>, state: JobState<F, T>, settings: Settings) -> Self {
+        let job_id = JobId::next();
+        #[cfg(feature = "tracing")]
+        let span = tracing::info_span!(
+            "job",
+            id = job_id.get(),
+            name = settings.name.as_deref().unwrap_or(""),
+            priority = %settings.priority,
+        );
         JobCore {
             registry,
-            job_id: JobId::next(),
+            job_id,
+            #[cfg(feature = "tracing")]
+            span,
             settings,
             state: Mutex::new(state),
             progress: Condvar::new(),
@@ -292,6 +305,14 @@ where
                     handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
                     break;
                 }
+                #[cfg(feature = "tracing")]
+                let _task_span = tracing::info_span!(
+                    parent: &self.span,
+                    "task",
+                    index = first + outcomes.values.len(),
+                    attempt = task.next_attempt(),
+                )
+                .entered();
                 let told = listening.then(|| {
                     let (index, attempt) = (first + outcomes.values.len(), task.next_attempt());
                     self.tell(EventKind::TaskStarted { index, attempt });

@@ -1,0 +1,340 @@
+//! The pool's events and statistics: every job's events come in order, every task attempt has
+//! one start and one end on the same worker, a listener that never reads does not slow the pool
+//! and loses only what it had no room for, and the statistics add up.
+//!
+//! Threads line up on channels; no test sleeps to order events.
+
+use std::collections::HashMap;
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobpool::{
+    Context, Dag, EventKind, JobId, Pool, PoolEvent, Retry, TaskContext, TaskOutcome, TaskResult,
+};
+
+/// Long enough never to pass on a slow machine; only there to fail instead of hanging.
+const HANG: Duration = Duration::from_secs(30);
+
+/// The events of each job, in the order received.
+fn by_job(events: &[PoolEvent]) -> HashMap<JobId, Vec<PoolEvent>> {
+    let mut jobs: HashMap<JobId, Vec<PoolEvent>> = HashMap::new();
+    for event in events {
+        if let Some(job) = event.job {
+            jobs.entry(job).or_default().push(event.clone());
+        }
+    }
+    jobs
+}
+
+/// Checks the order of one job's events; returns its task ends as (index, attempt, outcome).
+fn check_job(events: &[PoolEvent]) -> Vec<(usize, u32, TaskOutcome)> {
+    assert!(
+        matches!(events[0].kind, EventKind::JobSubmitted { .. }),
+        "{events:#?}"
+    );
+    assert!(
+        matches!(events.last().unwrap().kind, EventKind::JobFinished { .. }),
+        "{events:#?}"
+    );
+    let started = events.iter().position(|e| e.kind == EventKind::JobStarted);
+    let mut open: HashMap<(usize, u32), Option<usize>> = HashMap::new();
+    let mut ends = Vec::new();
+    for (at, event) in events.iter().enumerate() {
+        match &event.kind {
+            EventKind::TaskStarted { index, attempt } => {
+                assert!(
+                    started.is_some_and(|s| s < at),
+                    "a task started before its job"
+                );
+                assert!(event.worker.is_some(), "tasks run on workers");
+                let before = open.insert((*index, *attempt), event.worker);
+                assert!(
+                    before.is_none(),
+                    "task {index} attempt {attempt} started twice"
+                );
+            }
+            EventKind::TaskEnded {
+                index,
+                attempt,
+                outcome,
+            } => {
+                if matches!(outcome, TaskOutcome::Cancelled | TaskOutcome::TimedOut) {
+                    ends.push((*index, *attempt, *outcome));
+                    continue;
+                }
+                let worker = open
+                    .remove(&(*index, *attempt))
+                    .unwrap_or_else(|| panic!("task {index} attempt {attempt} ended unstarted"));
+                assert_eq!(
+                    worker, event.worker,
+                    "a task ends on the worker it started on"
+                );
+                ends.push((*index, *attempt, *outcome));
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "tasks started and never ended: {open:?}");
+    ends.sort_by_key(|&(i, a, _)| (i, a));
+    ends
+}
+
+#[test]
+fn each_job_tells_its_submission_start_tasks_and_end_in_order() {
+    let pool = Pool::new(2);
+    let events = pool.events(100_000);
+    let jobs: Vec<_> = (0..20)
+        .map(|j| {
+            pool.job()
+                .name(format!("job-{j}"))
+                .cap(1 + j % 3)
+                .submit((0..50).map(|i| move || i))
+        })
+        .collect();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id()).collect();
+    for job in jobs {
+        job.wait().unwrap();
+    }
+    drop(pool);
+    let events: Vec<PoolEvent> = events.iter().collect();
+    let jobs = by_job(&events);
+    for (j, id) in ids.iter().enumerate() {
+        let job = &jobs[id];
+        assert!(job
+            .iter()
+            .all(|e| e.name.as_deref() == Some(format!("job-{j}").as_str())));
+        let ends = check_job(job);
+        let expected: Vec<_> = (0..50).map(|i| (i, 1, TaskOutcome::Done)).collect();
+        assert_eq!(ends, expected);
+        assert_eq!(
+            job.last().unwrap().kind,
+            EventKind::JobFinished {
+                done: 50,
+                failed: 0,
+                not_run: 0
+            }
+        );
+    }
+}
+
+#[test]
+fn retries_panics_and_failures_are_told_per_attempt() {
+    let pool = Pool::new(1);
+    let events = pool.events(1024);
+    let retry = Retry::attempts(3)
+        .backoff(Duration::from_millis(1), 1.0, Duration::from_millis(1))
+        .jitter(0.0);
+    let job = pool
+        .job()
+        .name("flaky")
+        .retry(retry)
+        .submit_fallible((0..3).map(|i| {
+            move |cx: &TaskContext<'_>| -> Result<u32, std::io::Error> {
+                match i {
+                    // Succeeds on its second attempt.
+                    0 if cx.attempt() < 2 => Err(std::io::Error::other("not yet")),
+                    // Never succeeds.
+                    1 => Err(std::io::Error::other("down")),
+                    _ => Ok(i),
+                }
+            }
+        }));
+    let (id, panicky) = (job.id(), pool.submit(vec![|| panic!("boom")], 1));
+    assert!(job.wait().is_err());
+    let panicky_id = panicky.id();
+    assert!(panicky.wait().is_err());
+    drop(pool);
+    let events: Vec<PoolEvent> = events.iter().collect();
+    let jobs = by_job(&events);
+
+    let ends = check_job(&jobs[&id]);
+    let retrying = TaskOutcome::Retrying {
+        after: Duration::from_millis(1),
+    };
+    assert_eq!(
+        ends,
+        vec![
+            (0, 1, retrying),
+            (0, 2, TaskOutcome::Done),
+            (1, 1, retrying),
+            (1, 2, retrying),
+            (1, 3, TaskOutcome::Failed),
+            (2, 1, TaskOutcome::Done),
+        ]
+    );
+    assert_eq!(
+        jobs[&id].last().unwrap().kind,
+        EventKind::JobFinished {
+            done: 2,
+            failed: 1,
+            not_run: 0
+        }
+    );
+    let ends = check_job(&jobs[&panicky_id]);
+    assert_eq!(ends, vec![(0, 1, TaskOutcome::Panicked)]);
+}
+
+#[test]
+fn a_cancelled_job_counts_its_unstarted_tasks_at_its_end() {
+    let pool = Pool::new(1);
+    let events = pool.events(1024);
+    let (started, running) = channel();
+    let (release, gate) = channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let job = pool.submit(
+        (0..5).map(|i| {
+            let (started, gate) = (started.clone(), gate.clone());
+            move || {
+                started.send(i).unwrap();
+                if i == 0 {
+                    gate.lock().unwrap().recv_timeout(HANG).unwrap();
+                }
+            }
+        }),
+        1,
+    );
+    assert_eq!(running.recv_timeout(HANG).unwrap(), 0);
+    job.cancel();
+    release.send(()).unwrap();
+    let id = job.id();
+    assert!(job.wait().is_err());
+    drop(pool);
+    let events: Vec<PoolEvent> = events.iter().collect();
+    let job_events = &by_job(&events)[&id];
+    let ends = check_job(job_events);
+    assert_eq!(ends, vec![(0, 1, TaskOutcome::Done)]);
+    assert_eq!(
+        job_events.last().unwrap().kind,
+        EventKind::JobFinished {
+            done: 1,
+            failed: 0,
+            not_run: 4
+        }
+    );
+}
+
+#[test]
+fn a_listener_that_never_reads_loses_events_and_counts_each_one() {
+    let pool = Pool::new(2);
+    let stuck = pool.events(1);
+    let (jobs, tasks) = (100, 100);
+    for _ in 0..jobs {
+        pool.submit((0..tasks).map(|_| || ()), 2).wait().unwrap();
+    }
+    drop(pool);
+    // Per job: submitted, started, finished, and a start and an end per task.
+    let told = jobs * (3 + 2 * tasks) as u64;
+    assert_eq!(stuck.iter().count(), 1);
+    assert_eq!(stuck.dropped(), told - 1);
+}
+
+#[test]
+fn a_graphs_modules_are_told_and_their_jobs_named_after_them() {
+    let pool = Pool::new(2);
+    let events = pool.events(10_000);
+    let mut dag = Dag::new();
+    dag.module(
+        "fetch",
+        2,
+        (0..4).map(|i| move |_: &Context| -> TaskResult<u32> { Ok(i) }),
+    )
+    .unwrap();
+    dag.module(
+        "sum",
+        1,
+        [|cx: &Context| -> TaskResult<u32> { Ok(cx.output::<u32>("fetch")?.iter().sum()) }],
+    )
+    .unwrap()
+    .after(["fetch"])
+    .unwrap();
+    assert!(dag.run(&pool).unwrap().is_success());
+    drop(pool);
+    let events: Vec<PoolEvent> = events.iter().collect();
+    let modules: Vec<(String, &EventKind)> = events
+        .iter()
+        .filter(|e| e.job.is_none())
+        .map(|e| (e.name.as_deref().unwrap().to_owned(), &e.kind))
+        .collect();
+    let run = match modules[0].1 {
+        EventKind::ModuleStarted { run } => *run,
+        other => panic!("{other:?}"),
+    };
+    let ended = |module: &str| {
+        (
+            module.to_owned(),
+            EventKind::ModuleEnded {
+                run,
+                state: "done".into(),
+            },
+        )
+    };
+    let modules: Vec<(String, EventKind)> =
+        modules.into_iter().map(|(m, k)| (m, k.clone())).collect();
+    assert_eq!(
+        modules,
+        vec![
+            ("fetch".to_owned(), EventKind::ModuleStarted { run }),
+            ended("fetch"),
+            ("sum".to_owned(), EventKind::ModuleStarted { run }),
+            ended("sum"),
+        ]
+    );
+    let jobs = by_job(&events);
+    let mut names: Vec<_> = jobs
+        .values()
+        .map(|e| {
+            check_job(e);
+            e[0].name.as_deref().unwrap().to_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fetch", "sum"]);
+}
+
+#[test]
+fn statistics_show_busy_workers_queued_jobs_and_counts() {
+    let pool = Pool::new(2);
+    let (started, running) = channel();
+    let (release, gate) = channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let blockers = pool.submit(
+        (0..2).map(|_| {
+            let (started, gate) = (started.clone(), gate.clone());
+            move || {
+                started.send(()).unwrap();
+                gate.lock().unwrap().recv_timeout(HANG).unwrap();
+            }
+        }),
+        2,
+    );
+    for _ in 0..2 {
+        running.recv_timeout(HANG).unwrap();
+    }
+    let waiting = pool.submit((0..3).map(|i| move || i), 1);
+    let stats = pool.stats();
+    assert_eq!(stats.threads, 2);
+    assert_eq!(stats.busy, 2);
+    assert_eq!((stats.idle, stats.sleeping), (0, 0));
+    assert_eq!(
+        stats.jobs_running, 1,
+        "both workers are in the blockers' turns"
+    );
+    assert_eq!(stats.jobs_queued, 1);
+    assert_eq!(stats.jobs_live, 2);
+    assert!(stats.oldest_wait.is_some());
+    assert_eq!(stats.tasks_done, 0);
+
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    blockers.wait().unwrap();
+    waiting.wait().unwrap();
+    let failing = pool.submit(vec![|| panic!("counted")], 1);
+    assert!(failing.wait().is_err());
+    let stats = pool.stats();
+    assert_eq!(stats.tasks_done, 5);
+    assert_eq!(stats.tasks_failed, 1);
+    assert_eq!(stats.tasks_not_run, 0);
+    assert_eq!(stats.jobs_queued, 0);
+    assert_eq!(stats.oldest_wait, None);
+}
