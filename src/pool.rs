@@ -264,8 +264,8 @@ impl Pool {
     /// The listener keeps up to `capacity` events not yet received (at least 1); while it is
     /// full, new events are dropped and counted ([`Events::dropped`](crate::Events::dropped)),
     /// so a slow listener never slows the pool. Several listeners may listen at once; dropping
-    /// one unsubscribes it. With no listener, the pool builds no event at all; the cost of
-    /// listening is in the `observe` module's docs and BENCHMARKS.md.
+    /// one unsubscribes it. With no listener, the pool builds no event at all; what listening
+    /// costs is on [`Events`](crate::Events).
     ///
     /// # Examples
     ///

@@ -338,3 +338,22 @@ fn statistics_show_busy_workers_queued_jobs_and_counts() {
     assert_eq!(stats.jobs_queued, 0);
     assert_eq!(stats.oldest_wait, None);
 }
+
+#[test]
+fn a_job_of_no_tasks_is_told_submitted_then_finished() {
+    let pool = Pool::new(1);
+    let events = pool.events(16);
+    let job = pool.submit(Vec::<fn()>::new(), 1);
+    assert!(job.wait().unwrap().is_empty());
+    drop(pool);
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert!(matches!(kinds[0], EventKind::JobSubmitted { tasks: 0, .. }));
+    assert_eq!(
+        kinds[1..],
+        [EventKind::JobFinished {
+            done: 0,
+            failed: 0,
+            not_run: 0
+        }]
+    );
+}

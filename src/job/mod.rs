@@ -1019,6 +1019,14 @@ where
             if let (true, Some(deadline)) = (has_tasks, deadline) {
                 registry.add_timer(deadline, job.clone());
             }
+            if !has_tasks {
+                // Finished as it was made: its end follows its submission at once.
+                job.tell(EventKind::JobFinished {
+                    done: 0,
+                    failed: 0,
+                    not_run: 0,
+                });
+            }
             Ok(JobHandle::new(job.clone(), job))
         }
         Err(kind) => {
