@@ -19,6 +19,9 @@
 //! counts are also checked against what the tasks recorded: the example panics if a job broke
 //! its cap, or the partner API's jobs their shared cap or rate.
 //!
+//! In a terminal, a bar per job shows the run as it happens (`common/progress.rs`), and is
+//! cleared before the report; into a pipe, the example prints the report alone.
+//!
 //! ```text
 //! cargo run --release --example endpoints
 //! ```
@@ -32,6 +35,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use jobpool::{GaveUp, JobHandle, Limiter, Pool, Priority, Progress, Rate, Retry, TaskContext};
+
+#[path = "common/progress.rs"]
+mod progress;
 
 /// What a failing call returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,16 +335,21 @@ fn most_beyond_rate(starts: &[Duration], rate: Rate) -> f64 {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let pool = Pool::new(8);
+    let live = progress::LiveProgress::start(&pool);
     let epoch = Instant::now();
     let mut groups = Vec::new();
 
     // A fragile legacy service: one request at a time.
-    let log = Log::new(epoch);
+    let (name, log) = ("legacy-billing (gently)", Log::new(epoch));
     groups.push(Group {
-        name: "legacy-billing (gently)",
+        name,
         rate_limit: "none".into(),
         submitted: epoch.elapsed(),
-        job: pool.job().cap(1).submit(calls(12, &[&log], ms(20))),
+        job: pool
+            .job()
+            .name(name)
+            .cap(1)
+            .submit(calls(12, &[&log], ms(20))),
         log,
     });
 
@@ -353,7 +364,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             name,
             rate_limit: format!("{} *", rate_label(partner_rate)),
             submitted: epoch.elapsed(),
-            job: pool.job().cap(2).limit(&partner).submit(calls(
+            job: pool.job().name(name).cap(2).limit(&partner).submit(calls(
                 tasks,
                 &[&log, &partner_log],
                 ms(40),
@@ -382,6 +393,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         submitted: epoch.elapsed(),
         job: pool
             .job()
+            .name(WEBHOOKS_NAME)
             .cap(4)
             .retry(retry.clone())
             .submit_fallible(webhooks),
@@ -389,12 +401,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     });
 
     // Our own edge servers: many quick calls, 8 at a time, enough to keep every worker busy.
-    let log = Log::new(epoch);
+    let (name, log) = ("edge-servers (bulk)", Log::new(epoch));
     groups.push(Group {
-        name: "edge-servers (bulk)",
+        name,
         rate_limit: "none".into(),
         submitted: epoch.elapsed(),
-        job: pool.job().cap(8).submit(calls(160, &[&log], ms(10))),
+        job: pool
+            .job()
+            .name(name)
+            .cap(8)
+            .submit(calls(160, &[&log], ms(10))),
         log,
     });
 
@@ -413,6 +429,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             submitted: epoch.elapsed(),
             job: pool
                 .job()
+                .name(name)
                 .cap(4)
                 .priority(priority)
                 .submit(calls(8, &[&log], ms(15))),
@@ -425,6 +442,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .map(Row::finish)
         .collect::<Result<Vec<_>, _>>()?;
     let all_done = epoch.elapsed();
+    drop(live); // clears the bars, if any, before the report
 
     println!(
         "{} jobs on {} worker threads, all done in {:.2} s\n",
