@@ -177,3 +177,18 @@ pub(crate) use std::thread_local;
 
 #[cfg(loom)]
 pub(crate) use loom::thread_local;
+
+/// The `std` instant for a scheduler's instant, for what users see (an event's times).
+#[cfg(not(loom))]
+pub(crate) fn to_std(at: Instant) -> std::time::Instant {
+    at
+}
+
+/// The `std` instant for a scheduler's instant: under loom, as far from the real now as it is
+/// from this thread's logical now.
+#[cfg(loom)]
+pub(crate) fn to_std(at: Instant) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(at.saturating_duration_since(Instant::now()))
+        .unwrap_or(now)
+}

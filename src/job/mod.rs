@@ -4,6 +4,7 @@
 //! `src/scheduler/README.md`; the rule numbers in comments below refer to it.
 
 mod builder;
+mod chunk;
 mod future;
 mod handle;
 mod retry;
@@ -32,10 +33,11 @@ use crate::observe::{EventKind, JobId, TaskOutcome};
 use crate::scheduler::priority::{self, Priority, Stage};
 use crate::scheduler::{worker, Registry, Schedulable};
 use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Condvar, Instant, Mutex, MutexGuard};
-use crate::unwind::{call_quietly, catch, drop_each_quietly};
+use crate::unwind::{call_quietly, drop_each_quietly};
+use chunk::ChunkRun;
 use future::wake_quietly;
 use state::{ChunkOutcomes, Failure, FinishCallback, JobState};
-use task::{JobContext, Ran, Task};
+use task::{JobContext, Task};
 use wait::Awaited;
 
 /// A chunk of tasks claimed at once should take about this long to run. Chunks start at one
@@ -244,7 +246,9 @@ where
             // rate (rule 9); a refused job is held until the slot is due.
             if limited {
                 if let Err(at) = self.try_start(chunk_start) {
-                    self.tell(EventKind::JobHeld { until: Some(at) });
+                    self.tell(EventKind::JobHeld {
+                        until: Some(crate::sync::to_std(at)),
+                    });
                     st.rate_wait = true;
                     if st.needs_timer(at) {
                         self.registry.add_timer(at, self.clone());
@@ -275,102 +279,18 @@ where
             let listening = self.registry.listening();
 
             let mut tasks = chunk.drain(..);
-            let mut handed_back: Option<VecDeque<F>> = None;
-            while let Some(task) = tasks.next() {
-                let stopped = self.gate.stopped.load(Relaxed);
-                if stopped != 0 || self.registry.cancelling() {
-                    let timed_out = stopped == TIMED_OUT;
-                    if listening {
-                        let outcome = match timed_out {
-                            true => TaskOutcome::TimedOut,
-                            false => TaskOutcome::Cancelled,
-                        };
-                        let index = first + outcomes.values.len();
-                        self.tell_task_ended(index, task.next_attempt(), outcome);
-                    }
-                    outcomes.push_failure(if timed_out {
-                        Failure::TimedOut
-                    } else {
-                        Failure::Cancelled
-                    });
-                    drop_each_quietly([task]);
-                    continue;
-                }
-                let started_any = !outcomes.values.is_empty();
-                if self.gate.hand_back.load(Relaxed) != hand_back
-                    || (started_any
-                        && (self.gate.results_wanted.load(Relaxed)
-                            || self.registry.yield_requests() != yield_requests))
-                {
-                    handed_back = Some(std::iter::once(task).chain(tasks.by_ref()).collect());
-                    break;
-                }
-                #[cfg(feature = "tracing")]
-                let _task_span = tracing::info_span!(
-                    parent: &self.span,
-                    "task",
-                    index = first + outcomes.values.len(),
-                    attempt = task.next_attempt(),
-                )
-                .entered();
-                let told = listening.then(|| {
-                    let (index, attempt) = (first + outcomes.values.len(), task.next_attempt());
-                    self.tell(EventKind::TaskStarted { index, attempt });
-                    (index, attempt)
-                });
-                // A failure for good: with fail-fast, the job stops here and the rest of the
-                // chunk is cancelled.
-                let failed = if !F::FALLIBLE {
-                    match catch(|| task.run_plain()) {
-                        Ok(value) => {
-                            outcomes.push(value);
-                            false
-                        }
-                        Err(message) => {
-                            outcomes.push_failure(Failure::Panicked(message));
-                            true
-                        }
-                    }
-                } else {
-                    match catch(|| task.run(&cx)) {
-                        Ok(Ran::Value(value)) => {
-                            outcomes.push(value);
-                            false
-                        }
-                        Ok(Ran::Panicked(message)) | Err(message) => {
-                            outcomes.push_failure(Failure::Panicked(message));
-                            true
-                        }
-                        Ok(Ran::Failed(failure)) => {
-                            outcomes.push_failure(Failure::Failed(failure));
-                            true
-                        }
-                        Ok(Ran::Retry { task, after, cause }) => {
-                            outcomes.push_failure(Failure::Retry(task, after, cause));
-                            false
-                        }
-                    }
-                };
-                if let Some((index, attempt)) = told {
-                    self.tell_task_ended(index, attempt, outcomes.last_outcome());
-                }
-                if failed && self.settings.fail_fast {
-                    handed_back = Some(tasks.by_ref().collect());
-                    break;
-                }
-                // A worker waiting with a deadline is the one claimer no one else can ask to
-                // hand back: it looks at the clock itself, after each task (rule 5).
-                if let Mode::Helping {
-                    until: Some(deadline),
-                    ..
-                } = mode
-                {
-                    if tasks.len() > 0 && Instant::now() >= deadline {
-                        handed_back = Some(tasks.by_ref().collect());
-                        break;
-                    }
-                }
-            }
+            let chunk_run = ChunkRun {
+                first,
+                hand_back,
+                yield_requests,
+                mode,
+            };
+            // Two copies of the loop: the one for nobody listening has no event code at all.
+            let handed_back = if listening {
+                self.run_chunk::<true>(&mut tasks, &mut outcomes, &chunk_run, &cx)
+            } else {
+                self.run_chunk::<false>(&mut tasks, &mut outcomes, &chunk_run, &cx)
+            };
             drop(tasks);
             let now = Instant::now();
             let ran_for = now.saturating_duration_since(chunk_start);

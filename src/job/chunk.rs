@@ -1,0 +1,141 @@
+//! Running one claimed chunk of a job's tasks: the loop a worker spends its time in.
+//!
+//! It comes in two copies, chosen per chunk by whether anyone listens to the pool's events
+//! (`TELL`): the copy for nobody listening has no event code in it at all, since on tasks of a
+//! few nanoseconds even a branch per task not taken shows (BENCHMARKS.md, "Observability").
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::state::{ChunkOutcomes, Failure};
+use super::task::{JobContext, Ran, Task};
+use super::{JobCore, Mode, TIMED_OUT};
+use crate::observe::{EventKind, TaskOutcome};
+use crate::sync::Instant;
+use crate::unwind::{catch, drop_each_quietly};
+
+/// What a chunk's run needs to know besides its tasks.
+pub(super) struct ChunkRun {
+    /// The index of the chunk's first task.
+    pub(super) first: usize,
+    /// The job's `hand_back` counter when the chunk was claimed.
+    pub(super) hand_back: u64,
+    /// The pool's `yield_requests` when the chunk was claimed.
+    pub(super) yield_requests: u64,
+    pub(super) mode: Mode,
+}
+
+impl<F, T> JobCore<F, T>
+where
+    F: Task<T>,
+    T: Send + 'static,
+{
+    /// Runs the claimed `tasks` in order, gathering their outcomes, until they are all done or
+    /// someone needs the rest (they are returned, unstarted, to be handed back): the job's
+    /// `hand_back` counter moved, its results are wanted one by one, the pool asked workers to
+    /// look up (rule 3), a task failed in a fail-fast job, or a waiting worker's deadline
+    /// passed (rule 5). Tasks claimed after the job was cancelled or timed out are not started.
+    /// With `TELL`, each task's start and end is told to the pool's listeners.
+    #[inline]
+    pub(super) fn run_chunk<const TELL: bool>(
+        &self,
+        tasks: &mut std::vec::Drain<'_, F>,
+        outcomes: &mut ChunkOutcomes<F, T>,
+        run: &ChunkRun,
+        cx: &JobContext<'_>,
+    ) -> Option<VecDeque<F>> {
+        while let Some(task) = tasks.next() {
+            let stopped = self.gate.stopped.load(Relaxed);
+            if stopped != 0 || self.registry.cancelling() {
+                let timed_out = stopped == TIMED_OUT;
+                if TELL {
+                    let outcome = match timed_out {
+                        true => TaskOutcome::TimedOut,
+                        false => TaskOutcome::Cancelled,
+                    };
+                    let index = run.first + outcomes.values.len();
+                    self.tell_task_ended(index, task.next_attempt(), outcome);
+                }
+                outcomes.push_failure(if timed_out {
+                    Failure::TimedOut
+                } else {
+                    Failure::Cancelled
+                });
+                drop_each_quietly([task]);
+                continue;
+            }
+            let started_any = !outcomes.values.is_empty();
+            if self.gate.hand_back.load(Relaxed) != run.hand_back
+                || (started_any
+                    && (self.gate.results_wanted.load(Relaxed)
+                        || self.registry.yield_requests() != run.yield_requests))
+            {
+                return Some(std::iter::once(task).chain(tasks.by_ref()).collect());
+            }
+            #[cfg(feature = "tracing")]
+            let _task_span = tracing::info_span!(
+                parent: &self.span,
+                "task",
+                index = run.first + outcomes.values.len(),
+                attempt = task.next_attempt(),
+            )
+            .entered();
+            let told = TELL.then(|| {
+                let (index, attempt) = (run.first + outcomes.values.len(), task.next_attempt());
+                self.tell(EventKind::TaskStarted { index, attempt });
+                (index, attempt)
+            });
+            // A failure for good: with fail-fast, the job stops here and the rest of the
+            // chunk is cancelled.
+            let failed = if !F::FALLIBLE {
+                match catch(|| task.run_plain()) {
+                    Ok(value) => {
+                        outcomes.push(value);
+                        false
+                    }
+                    Err(message) => {
+                        outcomes.push_failure(Failure::Panicked(message));
+                        true
+                    }
+                }
+            } else {
+                match catch(|| task.run(cx)) {
+                    Ok(Ran::Value(value)) => {
+                        outcomes.push(value);
+                        false
+                    }
+                    Ok(Ran::Panicked(message)) | Err(message) => {
+                        outcomes.push_failure(Failure::Panicked(message));
+                        true
+                    }
+                    Ok(Ran::Failed(failure)) => {
+                        outcomes.push_failure(Failure::Failed(failure));
+                        true
+                    }
+                    Ok(Ran::Retry { task, after, cause }) => {
+                        outcomes.push_failure(Failure::Retry(task, after, cause));
+                        false
+                    }
+                }
+            };
+            if let Some((index, attempt)) = told {
+                self.tell_task_ended(index, attempt, outcomes.last_outcome());
+            }
+            if failed && self.settings.fail_fast {
+                return Some(tasks.by_ref().collect());
+            }
+            // A worker waiting with a deadline is the one claimer no one else can ask to
+            // hand back: it looks at the clock itself, after each task (rule 5).
+            if let Mode::Helping {
+                until: Some(deadline),
+                ..
+            } = run.mode
+            {
+                if tasks.len() > 0 && Instant::now() >= deadline {
+                    return Some(tasks.by_ref().collect());
+                }
+            }
+        }
+        None
+    }
+}
