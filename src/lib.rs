@@ -71,7 +71,7 @@ pub use job::{
     TaskContext, WithRetry,
 };
 pub use limit::{Limiter, Rate};
-pub use observe::{EventKind, Events, JobId, PoolEvent, Stats, TaskOutcome};
+pub use observe::{EventKind, Events, JobId, PoolEvent, Recorder, Stats, TaskOutcome, Timeline};
 pub use pool::{Pool, PoolBuilder};
 pub use scheduler::priority::Priority;
 pub use scope::Scope;

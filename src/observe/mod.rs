@@ -9,16 +9,19 @@
 //!   turn (`stats.rs`).
 //! - **Someone listening**: each event costs a clock read, a lock shared by the pool's threads,
 //!   a clone of the job's name (a reference count) and a `try_send` per listener: about
-//!   0.1-0.3 µs per event, two events per task. The measured figures are in BENCHMARKS.md.
+//!   0.13 µs per event measured, two events per task (BENCHMARKS.md, "Observability").
 //! - **A slow listener** never blocks a worker: each listener is a bounded channel, and an event
 //!   that finds it full is dropped and counted ([`Events::dropped`]).
 
+mod chrome_trace;
 mod event;
 mod listeners;
+mod recorder;
 mod stats;
 
 pub use event::{EventKind, JobId, PoolEvent, TaskOutcome};
 pub use listeners::Events;
 pub(crate) use listeners::{now, Listeners};
+pub use recorder::{Recorder, Timeline};
 pub use stats::Stats;
 pub(crate) use stats::{Counters, Counts};
