@@ -1,10 +1,10 @@
 //! The per-task cost of one big job of empty tasks, with nothing else around it: the figure
-//! that W1 (`compare_strategies`) measures on a job too short (0.3 ms) to tell a per-task
+//! that W1 (`compare_strategies`) measures on a job too short (0.2 ms) to tell a per-task
 //! change from a few microseconds of wake-up.
 //!
 //! ```text
 //! cargo run --release -p jobpool-bench --example one_big_job                # 4,000,000 tasks
-//! cargo run --release -p jobpool-bench --example one_big_job -- 200000      # W1's size
+//! cargo run --release -p jobpool-bench --example one_big_job -- 200000      # twice W1's
 //! ```
 //!
 //! Pool of 2 threads, one job of `n` empty tasks with cap 2, submitted and waited for 41 times;

@@ -910,6 +910,7 @@ where
 {
     let has_tasks = !tasks.is_empty();
     let deadline = settings.deadline.map(|(d, _)| d);
+    let tasks_len = tasks.len();
     let state = JobState::new(tasks, cap, retry_budget);
     let job = Arc::new(JobCore::new(registry.clone(), state, settings));
     if has_tasks {
@@ -923,14 +924,10 @@ where
     }
     let entry: Option<Arc<dyn Schedulable>> =
         has_tasks.then(|| job.clone() as Arc<dyn Schedulable>);
-    let (tasks_len, cap_now) = {
-        let st = job.state.lock();
-        (st.slots_len(), st.cap)
-    };
     let submitted = || {
         job.tell(EventKind::JobSubmitted {
             tasks: tasks_len,
-            cap: cap_now,
+            cap,
             priority: job.settings.priority,
         })
     };

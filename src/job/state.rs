@@ -231,11 +231,6 @@ impl<F, T> JobState<F, T> {
         self.total
     }
 
-    /// The number of tasks, for the job's submission event.
-    pub(crate) fn slots_len(&self) -> usize {
-        self.slots.len()
-    }
-
     /// The job's counts as the pool's statistics count them.
     pub(crate) fn counts(&self) -> Counts {
         Counts {

@@ -145,7 +145,7 @@ impl Registry {
     /// thread.
     #[inline]
     pub(crate) fn worker_index(&self) -> Option<usize> {
-        self.is_current_worker().then(worker::current_worker_index)
+        worker::worker_index_in(self.id)
     }
 
     /// Whether anyone listens to the pool's events: one load.

@@ -10,12 +10,9 @@ use crate::unwind::call_quietly;
 thread_local! {
     // loom's `thread_local!` takes no `const` initializer.
     #[allow(clippy::missing_const_for_thread_local)]
-    /// The id of the registry whose worker this thread is, or 0.
-    static CURRENT_REGISTRY: Cell<usize> = Cell::new(0);
-
-    #[allow(clippy::missing_const_for_thread_local)]
-    /// This worker's index in its pool, from 0 (meaningful only with `CURRENT_REGISTRY`).
-    static WORKER_INDEX: Cell<usize> = Cell::new(0);
+    /// The id of the registry whose worker this thread is (or 0), and the worker's index in
+    /// its pool, from 0: one cell, so that both come with one thread-local access.
+    static CURRENT_REGISTRY: Cell<(usize, usize)> = Cell::new((0, 0));
 
     #[allow(clippy::missing_const_for_thread_local)]
     /// The jobs whose tasks this thread is running, outermost first: more than one when a task
@@ -31,20 +28,22 @@ thread_local! {
 
 /// The id of the registry the current thread works for, or 0 for any other thread.
 pub(crate) fn current_registry_id() -> usize {
-    CURRENT_REGISTRY.with(Cell::get)
+    CURRENT_REGISTRY.with(Cell::get).0
 }
 
-/// This thread's index among its pool's workers (see `current_registry_id`).
-pub(crate) fn current_worker_index() -> usize {
-    WORKER_INDEX.with(Cell::get)
+/// This thread's index among the workers of registry `registry`, or `None` for any other
+/// thread.
+#[inline]
+pub(crate) fn worker_index_in(registry: usize) -> Option<usize> {
+    let (id, index) = CURRENT_REGISTRY.with(Cell::get);
+    (id == registry).then_some(index)
 }
 
 /// The body of worker thread `index`: run jobs from the run queue until the pool shuts down.
 ///
 /// Nothing unwinds out of this loop, so a worker lives as long as its pool.
 pub(crate) fn worker_main(registry: Arc<Registry>, index: usize) {
-    CURRENT_REGISTRY.with(|id| id.set(registry.id));
-    WORKER_INDEX.with(|i| i.set(index));
+    CURRENT_REGISTRY.with(|id| id.set((registry.id, index)));
     while let Some((job, now)) = registry.find_work() {
         // Tasks, callbacks and the drop of cancelled tasks are caught where they run; what can
         // still unwind here is the drop of a detached job's results, when this worker holds the
