@@ -1,13 +1,18 @@
 //! The pool's events and statistics: every job's events come in order, every task attempt has
 //! one start and one end on the same worker, a listener that never reads does not slow the pool
-//! and loses only what it had no room for, and the statistics add up.
+//! and loses only what it had no room for, and the statistics add up; and a property test of
+//! random jobs (failures, panics, retries, cancels) holding the events and statistics against
+//! what the tasks counted themselves.
 //!
 //! Threads line up on channels; no test sleeps to order events.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use proptest::prelude::*;
 
 use jobpool::{
     Context, Dag, EventKind, JobId, Pool, PoolEvent, Retry, TaskContext, TaskOutcome, TaskResult,
@@ -356,4 +361,113 @@ fn a_job_of_no_tasks_is_told_submitted_then_finished() {
             not_run: 0
         }]
     );
+}
+
+/// One random task: fails its first `fails` attempts (or panics on them, with `panics`).
+#[derive(Debug, Clone, Copy)]
+struct RandomTask {
+    fails: u32,
+    panics: bool,
+}
+
+fn random_job() -> impl Strategy<Value = (Vec<RandomTask>, usize, u32, bool)> {
+    let task = (0u32..3, prop::bool::weighted(0.2))
+        .prop_map(|(fails, panics)| RandomTask { fails, panics });
+    (
+        prop::collection::vec(task, 0..12),
+        1usize..4,
+        1u32..4,
+        prop::bool::weighted(0.2),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random jobs (failures, panics, retries, cancels): every job's events are in order, each
+    /// attempt the task made was told once, with how it ended, and the end of each job and the
+    /// pool's statistics agree with the events.
+    #[test]
+    fn events_and_statistics_agree_with_what_the_tasks_did(
+        jobs in prop::collection::vec(random_job(), 1..6),
+    ) {
+        let pool = Pool::new(2);
+        let events = pool.events(1 << 16);
+        let retry = |attempts| {
+            Retry::attempts(attempts)
+                .backoff(Duration::from_micros(50), 1.0, Duration::from_micros(50))
+                .retry_panics(true)
+        };
+        let mut handles = Vec::new();
+        for (tasks, cap, attempts, cancel) in &jobs {
+            let made: Vec<Arc<AtomicU32>> = tasks.iter().map(|_| Arc::default()).collect();
+            let bodies = tasks.iter().zip(&made).map(|(task, made)| {
+                let (task, made) = (*task, made.clone());
+                move |cx: &TaskContext<'_>| -> Result<(), std::io::Error> {
+                    made.fetch_add(1, SeqCst);
+                    if cx.attempt() <= task.fails {
+                        if task.panics {
+                            panic!("attempt {}", cx.attempt());
+                        }
+                        return Err(std::io::Error::other("transient"));
+                    }
+                    Ok(())
+                }
+            });
+            let job = pool.job().cap(*cap).retry(retry(*attempts)).submit_fallible(bodies);
+            if *cancel {
+                job.cancel();
+            }
+            handles.push((job.id(), made, job));
+        }
+        let mut made_by_job = Vec::new();
+        for (id, made, job) in handles {
+            let _ = job.wait();
+            made_by_job.push((id, made));
+        }
+        let stats = pool.stats();
+        drop(pool);
+        let events: Vec<PoolEvent> = events.iter().collect();
+        let by_job = by_job(&events);
+        let (mut done, mut failed, mut not_run, mut retries) = (0u64, 0u64, 0u64, 0u64);
+        for (id, made) in made_by_job {
+            let job = &by_job[&id];
+            let ends = check_job(job);
+            for (index, made) in made.iter().enumerate() {
+                let made = made.load(SeqCst);
+                let attempts: Vec<_> = ends
+                    .iter()
+                    .filter(|e| e.0 == index && !matches!(e.2, TaskOutcome::Cancelled))
+                    .collect();
+                // Every attempt the task made was told, in order, and nothing else ran.
+                prop_assert_eq!(attempts.len() as u32, made, "task {} of {:?}", index, id);
+                for (n, end) in attempts.iter().enumerate() {
+                    prop_assert_eq!(end.1, n as u32 + 1);
+                    // Only the last attempt may end other than retrying.
+                    let retrying = matches!(end.2, TaskOutcome::Retrying { .. });
+                    prop_assert!(retrying || n + 1 == attempts.len(), "{:?}", end);
+                }
+            }
+            retries += ends
+                .iter()
+                .filter(|e| matches!(e.2, TaskOutcome::Retrying { .. }))
+                .count() as u64;
+            match job.last().unwrap().kind {
+                EventKind::JobFinished { done: d, failed: f, not_run: n } => {
+                    let told_done = ends.iter().filter(|e| e.2 == TaskOutcome::Done).count();
+                    prop_assert_eq!(d, told_done);
+                    prop_assert_eq!(d + f + n, made.len());
+                    done += d as u64;
+                    failed += f as u64;
+                    not_run += n as u64;
+                }
+                ref other => prop_assert!(false, "last event {:?}", other),
+            }
+        }
+        prop_assert_eq!(
+            (stats.tasks_done, stats.tasks_failed, stats.tasks_not_run, stats.retries),
+            (done, failed, not_run, retries)
+        );
+        prop_assert_eq!(events.iter().filter(|e| e.job.is_none()).count(), 0);
+    }
 }
