@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use jobpool_bench::strategies::workload::{self, Score, Work, Workload};
 use jobpool_bench::strategies::{Blocks, Kind, Report, Strategy};
+use jobpool_bench::summary::median;
 
 /// W5's CPU work in all, in milliseconds (a run takes about this / N).
 const W5_WORK_MS: u64 = 120;
@@ -177,17 +178,6 @@ fn run_checked(
 
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn spread(values: &[f64]) -> (f64, f64) {

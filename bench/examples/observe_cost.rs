@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 use jobpool::Pool;
 use jobpool_bench::strategies::token_count;
 use jobpool_bench::strategies::workload::{self, Workload};
+use jobpool_bench::summary::median;
 
 /// The pool's threads, as in `compare_strategies` on this 2-core machine.
 const THREADS: usize = 2;
@@ -312,17 +313,6 @@ fn report(w: &Workload, samples: &[Vec<Sample>], args: &Args) {
         "  per event, never read (mostly dropped): (c - a) per task / 2 = {} ns",
         summary(&c_per_event, 1)
     );
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// `median [min-max]` with `digits` decimals.

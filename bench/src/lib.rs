@@ -9,6 +9,8 @@
 //!   them, against an oldest-run-first schedule simulated in [`flood_sim`].
 //! - `examples/job_control.rs`: W7, urgent jobs arriving during a bulk batch, with and without
 //!   `Priority::High`; W8, flaky tasks retried inside the task or under a `Retry` policy.
+//! - `examples/one_big_job.rs`, `examples/small_jobs.rs`: W1 and W2 alone, to compare builds.
+//! - `examples/observe_cost.rs`: what listening to a pool's events costs on W1 and W2.
 //!
 //! ```text
 //! cargo bench -p jobpool-bench                      # every suite
@@ -21,3 +23,4 @@
 
 pub mod flood_sim;
 pub mod strategies;
+pub mod summary;

@@ -565,13 +565,7 @@ mod tests {
     use super::*;
 
     fn event(kind: EventKind) -> PoolEvent {
-        PoolEvent {
-            time: Instant::now(),
-            worker: Some(0),
-            job: Some(JobId(1)),
-            name: None,
-            kind,
-        }
+        PoolEvent::for_test(kind)
     }
 
     #[test]

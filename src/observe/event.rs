@@ -104,6 +104,20 @@ pub struct PoolEvent {
     pub kind: EventKind,
 }
 
+#[cfg(test)]
+impl PoolEvent {
+    /// An event of `kind` now, on worker 0, about job 1: for unit tests.
+    pub(crate) fn for_test(kind: EventKind) -> PoolEvent {
+        PoolEvent {
+            time: Instant::now(),
+            worker: Some(0),
+            job: Some(JobId(1)),
+            name: None,
+            kind,
+        }
+    }
+}
+
 /// What a [`PoolEvent`] says happened.
 ///
 /// A job's events come in this order: `JobSubmitted`, then `JobStarted` when a worker takes

@@ -385,16 +385,10 @@ impl fmt::Debug for Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::event::{EventKind, JobId};
+    use crate::observe::event::EventKind;
 
     fn event(kind: EventKind) -> PoolEvent {
-        PoolEvent {
-            time: Instant::now(),
-            worker: Some(0),
-            job: Some(JobId(1)),
-            name: None,
-            kind,
-        }
+        PoolEvent::for_test(kind)
     }
 
     #[test]
