@@ -56,8 +56,11 @@ pub struct Stats {
     pub tasks_not_run: u64,
     /// Retries scheduled, since the pool started.
     pub retries: u64,
-    /// How long the longest-waiting priority has had a job in the run queue without a turn
-    /// ([`Pool::waited`](crate::Pool::waited) of that priority); `None` when no job waits.
+    /// How long the job that has waited longest in the run queue for a worker has waited;
+    /// `None` when none waits. The run queue stamps a job with the latest time it knows (its
+    /// last pop, or the last reading of the statistics) rather than read the clock at every
+    /// push, so this may be over by the time since then, never under. Reading it looks at every
+    /// queued job (under the run queue's lock): cheap at a UI's pace, not in a tight loop.
     pub oldest_wait: Option<Duration>,
 }
 

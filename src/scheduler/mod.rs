@@ -194,14 +194,11 @@ impl Registry {
             ..Stats::default()
         };
         {
-            let shared = self.shared.lock();
+            let mut shared = self.shared.lock();
             stats.idle = shared.spinners;
             stats.sleeping = shared.sleepers;
             stats.jobs_queued = shared.queue.len();
-            let now = Instant::now();
-            stats.oldest_wait = (0..Priority::ALL.len())
-                .filter_map(|p| shared.queue.waited(p, now))
-                .max();
+            stats.oldest_wait = shared.queue.oldest_wait(Instant::now());
         }
         self.counters.read(&mut stats);
         stats

@@ -32,6 +32,8 @@ struct Entry {
     /// Push order, to break ties first-come first-served.
     seq: u64,
     job: Arc<dyn Schedulable>,
+    /// When the job was queued, as far as the queue knows (`RunQueue::clock`).
+    since: Instant,
 }
 
 impl Entry {
@@ -68,7 +70,8 @@ impl Ord for Entry {
 /// costs O(1) per job, not a heap operation on a heap as large as the burst.
 #[derive(Default)]
 struct Level {
-    fresh: VecDeque<Arc<dyn Schedulable>>,
+    /// Jobs of rank 0, in push order, with when each was queued.
+    fresh: VecDeque<(Arc<dyn Schedulable>, Instant)>,
     heap: BinaryHeap<Entry>,
 }
 
@@ -102,6 +105,11 @@ pub(crate) struct RunQueue {
     waiting_since: [Option<Instant>; PRIORITIES],
     aging_turns: usize,
     next_seq: u64,
+    /// The latest clock reading the queue was given (by a pop, a push into an empty priority,
+    /// or a look at the oldest wait): the time a push is stamped with, so that a push reads no
+    /// clock. A stamp is early by at most the time since that reading, so a wait is never
+    /// under-reported; `None` before the first reading.
+    clock: Option<Instant>,
 }
 
 impl Default for RunQueue {
@@ -119,6 +127,7 @@ impl RunQueue {
             waiting_since: [None; PRIORITIES],
             aging_turns: aging_turns.max(1),
             next_seq: 0,
+            clock: None,
         }
     }
 
@@ -131,23 +140,58 @@ impl RunQueue {
         now: impl FnOnce() -> Instant,
     ) {
         let p = priority::level(key) / 2;
-        if self.waiting_since[p].is_none() {
-            self.waiting_since[p] = Some(now());
-        }
-        self.push(job, key);
+        let since = match (self.waiting_since[p], self.clock) {
+            (Some(_), Some(clock)) => clock,
+            _ => {
+                let now = now();
+                self.tick(now);
+                self.waiting_since[p].get_or_insert(now);
+                now
+            }
+        };
+        self.push(job, key, since);
     }
 
-    /// Adds `job` with the given key, for a job moved within the queue.
-    fn push(&mut self, job: Arc<dyn Schedulable>, key: u64) {
+    /// Adds `job` with the given key, queued at `since` (a job moved within the queue keeps
+    /// its time).
+    fn push(&mut self, job: Arc<dyn Schedulable>, key: u64, since: Instant) {
         let level = &mut self.levels[priority::level(key)];
         let rank = priority::rank(key);
         if rank == 0 {
-            level.fresh.push_back(job);
+            level.fresh.push_back((job, since));
             return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        level.heap.push(Entry { rank, seq, job });
+        level.heap.push(Entry {
+            rank,
+            seq,
+            job,
+            since,
+        });
+    }
+
+    /// Moves the queue's clock on to `now`.
+    fn tick(&mut self, now: Instant) {
+        match self.clock {
+            Some(clock) if clock >= now => {}
+            _ => self.clock = Some(now),
+        }
+    }
+
+    /// How long the job queued longest (of those not finished) has waited, at `now`; `None`
+    /// when none waits. Looks at every entry: for a statistics reading, not for the workers.
+    pub(crate) fn oldest_wait(&mut self, now: Instant) -> Option<std::time::Duration> {
+        self.tick(now);
+        let fresh = self.levels.iter().flat_map(|level| level.fresh.iter());
+        let queued = self.levels.iter().flat_map(|level| level.heap.iter());
+        fresh
+            .map(|(job, since)| (job, *since))
+            .chain(queued.map(|entry| (&entry.job, entry.since)))
+            .filter(|(job, _)| !job.is_finished())
+            .map(|(_, since)| since)
+            .min()
+            .map(|since| now.saturating_duration_since(since))
     }
 
     /// Whether priority `p` has jobs waiting (dead entries included).
@@ -164,6 +208,7 @@ impl RunQueue {
         now: Instant,
         dead: &mut Vec<Arc<dyn Schedulable>>,
     ) -> Option<Arc<dyn Schedulable>> {
+        self.tick(now);
         let found = self.pop_job(dead);
         for p in 0..PRIORITIES {
             if !self.waiting(p) {
@@ -211,7 +256,7 @@ impl RunQueue {
         level: usize,
         dead: &mut Vec<Arc<dyn Schedulable>>,
     ) -> Option<Arc<dyn Schedulable>> {
-        while let Some(job) = self.levels[level].fresh.pop_front() {
+        while let Some((job, since)) = self.levels[level].fresh.pop_front() {
             if job.is_finished() {
                 dead.push(job);
                 continue;
@@ -221,7 +266,7 @@ impl RunQueue {
                 return Some(job);
             }
             // Served since it was queued (a waiting worker helped it): no longer fresh.
-            self.push(job, key);
+            self.push(job, key, since);
         }
         let mut refreshed = 0;
         while let Some(mut top) = self.levels[level].heap.pop() {
@@ -232,7 +277,7 @@ impl RunQueue {
             let key = top.job.key();
             if priority::level(key) != level {
                 // Its stage changed (a run's first stage started): it belongs elsewhere.
-                self.push(top.job, key);
+                self.push(top.job, key, top.since);
                 continue;
             }
             let fresh = priority::rank(key);
@@ -357,5 +402,36 @@ mod tests {
             "b"
         );
         assert!(q.pop(Instant::now(), &mut Vec::new()).is_none());
+    }
+
+    #[test]
+    fn the_oldest_wait_counts_from_a_stamp_never_later_than_the_push() {
+        let ms = std::time::Duration::from_millis;
+        let t0 = Instant::now();
+        let (a, b, c) = (fake("a", 0), fake("b", 3), fake("c", 0));
+        let mut q = RunQueue::default();
+        assert_eq!(q.oldest_wait(t0), None);
+        // Into an empty priority: the clock is read.
+        q.push_at(a.clone(), 0, || t0 + ms(1));
+        // Behind it: stamped with the queue's clock, no reading.
+        q.push_at(b.clone(), 3, || unreachable!("no clock read"));
+        let all = [&a, &b, &c];
+        assert_eq!(
+            name(q.pop(t0 + ms(10), &mut Vec::new()).unwrap(), &all),
+            "a"
+        );
+        q.push_at(c.clone(), 0, || unreachable!("no clock read"));
+        // b has waited since the stamp it got, 1 ms; c since the pop, 10 ms.
+        assert_eq!(q.oldest_wait(t0 + ms(30)), Some(ms(29)));
+        assert_eq!(
+            name(q.pop(t0 + ms(31), &mut Vec::new()).unwrap(), &all),
+            "c"
+        );
+        assert_eq!(q.oldest_wait(t0 + ms(40)), Some(ms(39)));
+        assert_eq!(
+            name(q.pop(t0 + ms(41), &mut Vec::new()).unwrap(), &all),
+            "b"
+        );
+        assert_eq!(q.oldest_wait(t0 + ms(50)), None);
     }
 }
