@@ -149,6 +149,7 @@ pub(crate) fn submit(
                     ledger.label
                 ));
             }
+            let _ = ledger.job_id.set(handle.id());
             ledger.accepted.store(true, SeqCst);
             Some(Submitted {
                 handle,

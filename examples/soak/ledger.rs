@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::Instant;
 
-use jobpool::{GaveUp, JobError, JobHandle, Limiter, TaskContext, TaskError};
+use jobpool::{GaveUp, JobError, JobHandle, JobId, Limiter, TaskContext, TaskError};
 
 use crate::monitor::{fail, lock, tick, PanicsOnDrop, ON_PURPOSE};
 use crate::plan::{Act, Attempt, JobPlan, LimiterPlan, RetryPlan, PERMANENT};
@@ -211,11 +211,13 @@ pub(crate) struct JobLedger {
     reported: Vec<AtomicUsize>,
     /// Threads blocked right now taking the job's outcome (`wait`, polls, completions).
     pub(crate) waiting: AtomicUsize,
-    results_made: AtomicUsize,
+    pub(crate) results_made: AtomicUsize,
     results_dropped: AtomicUsize,
     /// Set before anything cancels the job.
     pub(crate) cancel_requested: AtomicBool,
     pub(crate) accepted: AtomicBool,
+    /// The pool's id of the job, set before `accepted`: the events tell of it.
+    pub(crate) job_id: OnceLock<JobId>,
 }
 
 impl JobLedger {
@@ -272,10 +274,11 @@ impl JobLedger {
             results_dropped: AtomicUsize::new(0),
             cancel_requested: AtomicBool::new(false),
             accepted: AtomicBool::new(false),
+            job_id: OnceLock::new(),
         }
     }
 
-    fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.expected.len()
     }
 

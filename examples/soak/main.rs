@@ -54,6 +54,14 @@
 //!    passed.
 //! 3. **No hang**: every `wait`, shutdown and graph run returns. A watchdog thread ends the
 //!    process if nothing moved for 20 s, and says what was in flight.
+//! 4. **Events**: in half the rounds (drawn from the seed and the round) the pool has a
+//!    listener, and in half of those a tiny one that is never read and drops events. Once the
+//!    pool is gone, each job's events come in the promised order (submitted first, started
+//!    before its tasks, each attempt's start and end on one worker, finished last), and if the
+//!    listener lost none: every attempt started ended, every job finished with counts that add
+//!    up to its tasks and agree with its tasks' ends and with what its tasks counted, and
+//!    after `shutdown` the sums agree with `Pool::stats()`. The tiny listener kept the first
+//!    events and counted every other one dropped.
 //!
 //! A failed check prints `soak FAILED: seed=S round=R: <what>` and the command that replays the
 //! round, and exits with status 1.
@@ -74,9 +82,10 @@
 //! The files: `round.rs` plays a round (the steps of the test thread, the ending, the final
 //! checks), `plan.rs` draws what jobs, tasks and graphs will do, `jobs.rs` submits jobs and
 //! takes their outcomes, `ledger.rs` is what tasks record and the checks on it, `graph.rs` runs
-//! and checks graphs, `monitor.rs` is the watchdog, the panic hook and how failures are
-//! reported, `rng.rs` the random generator.
+//! and checks graphs, `events.rs` listens to the pool and checks what it heard, `monitor.rs` is
+//! the watchdog, the panic hook and how failures are reported, `rng.rs` the random generator.
 
+mod events;
 mod graph;
 mod jobs;
 mod ledger;
@@ -94,6 +103,7 @@ use std::str::FromStr;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use events::EventStats;
 use monitor::{fail, install_panic_hook, lock, payload_message, start_watchdog, MONITOR};
 use rng::Rng;
 use round::{Round, RoundStats};
@@ -232,6 +242,7 @@ struct Totals {
     took: Duration,
     /// The slowest round: its number and length.
     slowest: (u64, Duration),
+    events: EventStats,
 }
 
 impl Totals {
@@ -241,6 +252,7 @@ impl Totals {
         self.tasks += round.tasks;
         self.graphs += round.graphs;
         self.took += round.took;
+        self.events.add(&round.events);
         if round.took > self.slowest.1 {
             self.slowest = (round.number, round.took);
         }
@@ -252,7 +264,7 @@ impl fmt::Display for Totals {
         write!(
             f,
             "{} rounds ({:.1?} each on average, the slowest {:.1?}: round {}), {} jobs, \
-             {} tasks run, {} graphs, {} panics on purpose",
+             {} tasks run, {} graphs, {} panics on purpose; events: {}",
             self.rounds,
             self.took / self.rounds.max(1) as u32,
             self.slowest.1,
@@ -260,7 +272,8 @@ impl fmt::Display for Totals {
             self.jobs,
             self.tasks,
             self.graphs,
-            MONITOR.panics_on_purpose.load(SeqCst)
+            MONITOR.panics_on_purpose.load(SeqCst),
+            self.events
         )
     }
 }

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use jobpool::Pool;
+use jobpool::{Pool, Stats};
 
+use crate::events::{plan_listeners, EventStats, Listening};
 use crate::graph::{run_graph, GraphLedger};
 use crate::jobs::{finish, hand_off, spin, submit, Env, Submitted, Waiting};
 use crate::ledger::{Alive, JobLedger, LimitMeter};
@@ -28,6 +29,8 @@ pub(crate) struct RoundStats {
     pub(crate) tasks: usize,
     pub(crate) graphs: usize,
     pub(crate) took: Duration,
+    /// What the round's listeners heard, if it had any.
+    pub(crate) events: EventStats,
 }
 
 /// How a round ends.
@@ -68,7 +71,7 @@ pub(crate) struct RoundState {
     pub(crate) alive: Arc<Alive>,
     /// The limiters jobs of the round may share.
     pub(crate) limiters: Vec<Arc<LimitMeter>>,
-    jobs: Mutex<Vec<Arc<JobLedger>>>,
+    pub(crate) jobs: Mutex<Vec<Arc<JobLedger>>>,
     pub(crate) graphs: AtomicUsize,
     pub(crate) graph_tasks: AtomicUsize,
     pub(crate) graphs_in_flight: Mutex<Vec<Arc<GraphLedger>>>,
@@ -201,6 +204,8 @@ pub(crate) struct Round {
     open: Vec<Submitted>,
     /// Threads that cancel a job, joined at the end of the round.
     cancellers: Vec<thread::JoinHandle<()>>,
+    /// The pool's listeners, in the rounds that have them.
+    listening: Option<Listening>,
 }
 
 impl Round {
@@ -215,6 +220,7 @@ impl Round {
             _ => None,
         };
         let limiters = plan_limiters(&mut rng);
+        let listen = plan_listeners(seed, number);
         let mut description = match slice {
             Some(slice) => format!("{threads} threads, time slice {slice:?}"),
             None => format!("{threads} threads"),
@@ -224,6 +230,9 @@ impl Round {
             if let Some(rate) = limiter.rate {
                 let _ = write!(description, ", rate {rate}");
             }
+        }
+        if let Some(listen) = listen {
+            let _ = write!(description, ", {listen}");
         }
         step(format!("round {number}: building the pool ({description})"));
         let mut builder = Pool::builder()
@@ -235,6 +244,7 @@ impl Round {
         let pool = builder
             .build()
             .unwrap_or_else(|err| fail(format_args!("building the pool: {err}")));
+        let listening = listen.map(|plan| Listening::start(&pool, plan));
         let round = Arc::new(RoundState::new(description, &limiters));
         *lock(&MONITOR.round_state) = Some(round.clone());
         Round {
@@ -246,6 +256,7 @@ impl Round {
             env: Env { pool, round },
             open: Vec::new(),
             cancellers: Vec::new(),
+            listening,
         }
     }
 
@@ -402,6 +413,7 @@ impl Round {
             env: Env { pool, round },
             mut open,
             cancellers,
+            listening,
             ..
         } = self;
         *lock(&round.ending) = Some(ending);
@@ -409,7 +421,7 @@ impl Round {
             finish_all(mem::take(&mut open), &round);
         }
         step(format!("round {number}: {ending:?}"));
-        close_pool(pool, &round, ending);
+        let stats = close_pool(pool, &round, ending);
         finish_all(open, &round);
         step(format!("round {number}: joining the canceller threads"));
         for canceller in cancellers {
@@ -422,10 +434,14 @@ impl Round {
         ));
         round.alive.wait_until_none();
         round.check_settled();
+        let events = listening.map_or_else(EventStats::default, |listening| {
+            listening.check(number, &round, stats)
+        });
         *lock(&MONITOR.round_state) = None;
         RoundStats {
             number,
             took: start.elapsed(),
+            events,
             ..round.stats()
         }
     }
@@ -439,8 +455,9 @@ fn finish_all(open: Vec<Submitted>, round: &RoundState) {
     }
 }
 
-/// Shuts the pool down as `ending` says, or drops the test thread's handle.
-fn close_pool(pool: Pool, round: &RoundState, ending: Ending) {
+/// Shuts the pool down as `ending` says, or drops the test thread's handle. Returns the pool's
+/// statistics once `shutdown` returned: every job has finished then, so their counts are exact.
+fn close_pool(pool: Pool, round: &RoundState, ending: Ending) -> Option<Stats> {
     round.shutting_down.store(true, SeqCst);
     match ending {
         Ending::DrainThenShutdown | Ending::ShutdownInFlight => pool.shutdown(),
@@ -450,8 +467,9 @@ fn close_pool(pool: Pool, round: &RoundState, ending: Ending) {
         }
         Ending::DrainThenDrop | Ending::DropInFlight => {
             drop(pool);
-            return;
+            return None;
         }
     }
     round.shut_down.store(true, SeqCst);
+    Some(pool.stats())
 }
