@@ -318,7 +318,6 @@ where
                     self.registry.add_timer(due, self.clone());
                 }
             }
-            self.report_counts(&mut st, worker);
             if let Some(unstarted) = handed_back {
                 st.hand_back(first + started, unstarted);
                 // Someone asked for tasks: share what is pending with the tokens of the cap
@@ -353,7 +352,9 @@ where
             if stop || st.pending_len() == 0 || st.running > st.cap || !dropped.is_empty() {
                 return self.end_turn(st, slots, running_here, dropped);
             }
-            // Keep the token and claim the next chunk (rule 3): no run-queue traffic.
+            // Keep the token and claim the next chunk (rule 3): no run-queue traffic. The
+            // statistics hear of this chunk now (`end_turn` tells them when the turn ends).
+            self.report_counts(&mut st, || worker);
             if st.result_waiters > 0 {
                 self.progress.notify_all();
             }
@@ -518,14 +519,14 @@ where
     }
 
     /// Adds what changed in the job's counts since the last report to the pool's statistics,
-    /// on `worker`'s slot (`None`: the shared one).
+    /// on the slot of the worker `worker` says (`None`: the shared one).
     #[inline]
-    fn report_counts(&self, st: &mut JobState<F, T>, worker: Option<usize>) {
+    fn report_counts(&self, st: &mut JobState<F, T>, worker: impl FnOnce() -> Option<usize>) {
         let counts = st.counts();
         let new = counts.since(&st.reported);
         if !new.is_zero() {
             st.reported = counts;
-            self.registry.count(worker, new);
+            self.registry.count(worker(), new);
         }
     }
 
@@ -542,7 +543,7 @@ where
 
     /// After any change to the job's state: decides, under the lock, what must follow.
     fn settle(&self, st: &mut JobState<F, T>) -> Settled<T> {
-        self.report_counts(st, self.registry.worker_index());
+        self.report_counts(st, || self.registry.worker_index());
         let push = self.queue_if_runnable(st);
         // A waiting worker may run a held job on a lent slot: wake it whenever a token of
         // the job's own is free with a task pending, held or not (it looks again).
