@@ -194,7 +194,12 @@ pub enum TaskOutcome {
     Failed,
     /// It panicked, and will not be tried again.
     Panicked,
-    /// It failed and will be tried again after `after` (off the workers).
+    /// It failed and is to be tried again after `after` (off the workers). The outcome is told
+    /// as the attempt ends; if by the time it is recorded the job was stopped (cancelled, or
+    /// past its deadline) or its retry budget is full, the task is not tried again and no
+    /// further event follows: it ends as its job's `JobFinished` counts it (not run, or
+    /// failed), and [`Stats::retries`](crate::Stats::retries) counts only the retries
+    /// scheduled.
     Retrying {
         /// The delay before the next attempt.
         after: Duration,
