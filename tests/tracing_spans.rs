@@ -178,7 +178,10 @@ fn a_job_has_a_span_and_each_task_a_child_span_entered_on_its_worker() {
         assert_eq!(task.parent, Some(job));
         assert_eq!(task.fields["index"], i.to_string());
         assert_eq!(task.fields["attempt"], "1");
-        assert_eq!(task.fields["job"], "resize", "the job's name, in the task's span too");
+        assert_eq!(
+            task.fields["job"], "resize",
+            "the job's name, in the task's span too"
+        );
         assert_eq!(task.entered_on.len(), 1);
         assert!(
             task.entered_on[0].starts_with("traced-"),
