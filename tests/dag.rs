@@ -2,43 +2,18 @@
 //! skipping, nested jobs, re-runs and the report. No test sleeps to order events: threads line
 //! up on barriers, latches and channels. Timeouts only turn a would-be hang into a failure.
 
+mod dag_common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Barrier, Mutex};
 
+use dag_common::{Latch, HANG};
 use jobpool::{
     Context, Dag, DagError, Event, Failure, FailureMode, ModuleState, OutputError, Pool,
     RunOptions, SkipReason, TaskResult,
 };
-
-/// Long enough never to fire on a slow machine; only there to fail instead of hanging.
-const HANG: Duration = Duration::from_secs(30);
-
-/// A gate that opens once and stays open.
-#[derive(Default)]
-struct Latch {
-    open: Mutex<bool>,
-    opened: Condvar,
-}
-
-impl Latch {
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
-    }
-
-    /// Waits until the latch is open; false if it was not open within `HANG`.
-    fn wait(&self) -> bool {
-        let open = self.open.lock().unwrap();
-        let (open, _) = self
-            .opened
-            .wait_timeout_while(open, HANG, |open| !*open)
-            .unwrap();
-        *open
-    }
-}
 
 fn noop(_: &Context) -> TaskResult<()> {
     Ok(())

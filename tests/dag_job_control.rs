@@ -4,45 +4,21 @@
 //! No test sleeps to order events: threads line up on latches. The timeout tests wait for a
 //! deadline to pass, which is what they are about; their margins are wide.
 
+mod dag_common;
+
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dag_common::Latch;
 use jobpool::{
     Context, Dag, Event, Failure, GaveUp, Limiter, ModuleState, Pool, Priority, Retry, RunOptions,
     SkipReason, TaskResult,
 };
 
-/// Long enough never to fire on a slow machine; only there to fail instead of hanging.
-const HANG: Duration = Duration::from_secs(30);
-
 /// Retries at once, so the tests do not wait for the default backoff.
 fn quick(attempts: u32) -> Retry {
     Retry::attempts(attempts).backoff(Duration::from_millis(1), 1.0, Duration::from_millis(1))
-}
-
-/// A gate that opens once and stays open.
-#[derive(Default)]
-struct Latch {
-    open: Mutex<bool>,
-    opened: Condvar,
-}
-
-impl Latch {
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
-    }
-
-    /// Waits until the latch is open; false if it was not open within `HANG`.
-    fn wait(&self) -> bool {
-        let open = self.open.lock().unwrap();
-        let (open, _) = self
-            .opened
-            .wait_timeout_while(open, HANG, |open| !*open)
-            .unwrap();
-        *open
-    }
 }
 
 /// Waits until `deadline` has passed, and a little more: a job's deadline takes effect when the

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobpool::{Pool, Priority, Retry, TaskContext, TaskError};
-use pool_common::{Gate, Latch};
+use pool_common::{hold_a_worker, Gate, Latch};
 
 #[test]
 fn a_high_priority_job_gets_the_worker_after_one_task() {
@@ -50,18 +50,8 @@ fn a_low_priority_job_progresses_under_a_stream_of_high_work() {
     // 200 high jobs of one 50 µs task each wait, and one low job of 5 tasks: aging gives the
     // low job a turn every 4 turns, so it ends long before the high stream does.
     let pool = Pool::builder().threads(1).aging(4).build().unwrap();
-    let (gate, started) = (Gate::new(), Latch::new(1));
-    let blocker = {
-        let (gate, started) = (gate.clone(), started.clone());
-        pool.submit(
-            vec![move || {
-                started.count_down();
-                gate.pass();
-            }],
-            1,
-        )
-    };
-    started.wait();
+    let gate = Gate::new();
+    let blocker = hold_a_worker(&pool, &gate);
     let spin = |d: Duration| {
         let start = Instant::now();
         while start.elapsed() < d {}

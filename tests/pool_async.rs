@@ -17,7 +17,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use jobpool::{Completions, JobFuture, Pool, TaskError};
-use pool_common::{quiet_panics, within_hang_limit, DropCount, Gate, Latch, ON_PURPOSE};
+use pool_common::{
+    hold_a_worker, quiet_panics, within_hang_limit, DropCount, Gate, Latch, ON_PURPOSE,
+};
 
 /// A waker that unparks the thread that made it, and counts its wakes.
 struct Unparker {
@@ -276,18 +278,7 @@ fn a_cancel_that_finishes_the_job_wakes_its_future() {
     let pool = Pool::new(1);
     let gate = Gate::new();
     let _opener = gate.opener();
-    let started = Latch::new(1);
-    let holder = {
-        let (gate, started) = (gate.clone(), started.clone());
-        pool.submit(
-            vec![move || {
-                started.count_down();
-                gate.pass();
-            }],
-            1,
-        )
-    };
-    started.wait();
+    let holder = hold_a_worker(&pool, &gate);
     let mut job = pool.submit((0..3).map(|i| move || i), 1).into_future();
     let unparker = Unparker::new();
     let waker = Waker::from(unparker.clone());

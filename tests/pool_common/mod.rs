@@ -189,3 +189,21 @@ pub fn within_hang_limit<R: Send + 'static>(
     });
     rx.recv_timeout(std::time::Duration::from_secs(10)).ok()
 }
+
+/// Submits one task that waits at `gate`, and returns once it runs: on a pool of one thread,
+/// its only worker is then held until the gate lets the task through.
+pub fn hold_a_worker(pool: &jobpool::Pool, gate: &Arc<Gate>) -> jobpool::JobHandle<()> {
+    let started = Latch::new(1);
+    let holder = {
+        let (gate, started) = (gate.clone(), started.clone());
+        pool.submit(
+            vec![move || {
+                started.count_down();
+                gate.pass();
+            }],
+            1,
+        )
+    };
+    started.wait();
+    holder
+}
