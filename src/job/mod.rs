@@ -502,10 +502,8 @@ where
     /// Tells the pool's listeners, if any, that `kind` happened to this job.
     #[inline]
     fn tell(&self, kind: EventKind) {
-        if self.registry.listening() {
-            self.registry
-                .tell(Some(self.job_id), self.settings.name.as_ref(), kind);
-        }
+        self.registry
+            .tell(Some(self.job_id), self.settings.name.as_ref(), kind);
     }
 
     #[cold]

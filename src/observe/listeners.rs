@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
@@ -220,10 +220,4 @@ impl std::fmt::Debug for Events {
             .field("dropped", &self.dropped())
             .finish()
     }
-}
-
-/// The time of an event: now.
-#[inline]
-pub(crate) fn now() -> Instant {
-    Instant::now()
 }

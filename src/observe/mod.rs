@@ -21,7 +21,7 @@ mod stats;
 
 pub use event::{EventKind, JobId, PoolEvent, TaskOutcome};
 pub use listeners::Events;
-pub(crate) use listeners::{now, Listeners};
+pub(crate) use listeners::Listeners;
 pub use recorder::{Recorder, Timeline};
 pub use stats::Stats;
 pub(crate) use stats::{Counters, Counts};

@@ -408,30 +408,22 @@ mod tests {
     fn the_oldest_wait_counts_from_a_stamp_never_later_than_the_push() {
         let ms = std::time::Duration::from_millis;
         let t0 = Instant::now();
+        let at = |n| t0.checked_add(ms(n)).unwrap();
         let (a, b, c) = (fake("a", 0), fake("b", 3), fake("c", 0));
         let mut q = RunQueue::default();
         assert_eq!(q.oldest_wait(t0), None);
         // Into an empty priority: the clock is read.
-        q.push_at(a.clone(), 0, || t0 + ms(1));
+        q.push_at(a.clone(), 0, || at(1));
         // Behind it: stamped with the queue's clock, no reading.
         q.push_at(b.clone(), 3, || unreachable!("no clock read"));
         let all = [&a, &b, &c];
-        assert_eq!(
-            name(q.pop(t0 + ms(10), &mut Vec::new()).unwrap(), &all),
-            "a"
-        );
+        assert_eq!(name(q.pop(at(10), &mut Vec::new()).unwrap(), &all), "a");
         q.push_at(c.clone(), 0, || unreachable!("no clock read"));
         // b has waited since the stamp it got, 1 ms; c since the pop, 10 ms.
-        assert_eq!(q.oldest_wait(t0 + ms(30)), Some(ms(29)));
-        assert_eq!(
-            name(q.pop(t0 + ms(31), &mut Vec::new()).unwrap(), &all),
-            "c"
-        );
-        assert_eq!(q.oldest_wait(t0 + ms(40)), Some(ms(39)));
-        assert_eq!(
-            name(q.pop(t0 + ms(41), &mut Vec::new()).unwrap(), &all),
-            "b"
-        );
-        assert_eq!(q.oldest_wait(t0 + ms(50)), None);
+        assert_eq!(q.oldest_wait(at(30)), Some(ms(29)));
+        assert_eq!(name(q.pop(at(31), &mut Vec::new()).unwrap(), &all), "c");
+        assert_eq!(q.oldest_wait(at(40)), Some(ms(39)));
+        assert_eq!(name(q.pop(at(41), &mut Vec::new()).unwrap(), &all), "b");
+        assert_eq!(q.oldest_wait(at(50)), None);
     }
 }
