@@ -205,9 +205,10 @@ where
             st.started = true;
             self.tell(EventKind::JobStarted);
         }
-        if let Some((_, true)) = self.settings.run {
+        if matches!(self.settings.run, Some((_, true))) && self.service.load(Relaxed) == 0 {
             // A run's first stage counts as started from its first token, not from the end of
             // its first chunk: pushed back below, it ranks with its run, not behind new runs.
+            // (A read first: only its first turn writes.)
             self.service.fetch_max(1, Relaxed);
         }
         let limited = !self.settings.limiters.is_empty();
