@@ -46,6 +46,8 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(feature = "cache")]
+mod cache;
 mod dag;
 mod error;
 mod human;
@@ -58,6 +60,11 @@ mod scope;
 mod sync;
 mod unwind;
 
+#[cfg(feature = "cache")]
+pub use cache::{
+    Cache, CacheError, CacheStatus, Explanation, Plan, Pruned, RunReason, CACHE_DIR_VAR,
+    DEFAULT_MAX_SIZE,
+};
 pub use dag::{
     Context, Dag, DagError, Event, Failure, FailureMode, ModuleRef, ModuleReport, ModuleState,
     OutputError, RunOptions, RunReport, SkipReason, TaskResult,

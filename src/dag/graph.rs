@@ -28,6 +28,9 @@ pub(crate) struct ModuleSpec {
     pub(crate) skip_if: Option<Condition>,
     /// Its job's options: retries, limits, priority, timeout.
     pub(crate) control: JobControl,
+    /// How its output is cached, if it is.
+    #[cfg(feature = "cache")]
+    pub(crate) cache: Option<super::incremental::CacheSpec>,
 }
 
 /// A module of a checked graph: its place in the graph and its size.
@@ -41,6 +44,9 @@ pub(crate) struct PlannedModule {
     pub(crate) dependencies: Vec<usize>,
     /// The modules that depend on it.
     pub(crate) dependents: Vec<usize>,
+    /// How its output is cached, if it is.
+    #[cfg(feature = "cache")]
+    pub(crate) cache: Option<Arc<super::incremental::CacheSpec>>,
 }
 
 /// The user's code of a module: kept apart from `PlannedModule`, so that a run can let go of
@@ -118,6 +124,8 @@ pub(crate) fn plan(
             output_type: spec.tasks.output_type(),
             dependencies,
             dependents,
+            #[cfg(feature = "cache")]
+            cache: spec.cache.clone().map(Arc::new),
         })
         .collect();
     let bodies = specs

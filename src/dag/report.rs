@@ -219,6 +219,9 @@ pub enum SkipReason {
         /// The failed module (the first one found, when several failed).
         failed: String,
     },
+    /// The run had targets ([`RunOptions::targets`](crate::RunOptions::targets)), and none of
+    /// them needs this module.
+    NotNeeded,
 }
 
 impl fmt::Display for SkipReason {
@@ -228,6 +231,7 @@ impl fmt::Display for SkipReason {
             SkipReason::DependencyFailed { failed } => {
                 write!(f, "skipped because `{failed}` failed")
             }
+            SkipReason::NotNeeded => f.write_str("not needed by the targets"),
         }
     }
 }
@@ -358,6 +362,8 @@ pub struct ModuleReport {
     pub(crate) start: Option<Duration>,
     pub(crate) end: Option<Duration>,
     pub(crate) peak_running: usize,
+    #[cfg(feature = "cache")]
+    pub(crate) cache_status: crate::CacheStatus,
 }
 
 impl ModuleReport {
@@ -402,6 +408,30 @@ impl ModuleReport {
     pub fn peak_running(&self) -> usize {
         self.peak_running
     }
+
+    /// Whether the module's output was read from the run's cache, or why it ran; see
+    /// [`RunOptions::cache`](crate::RunOptions::cache).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::{Cache, Context, Dag, Pool, RunOptions, TaskResult};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let cache = Cache::open(dir.path())?;
+    /// let mut dag = Dag::new();
+    /// dag.cached_module("config", 1, [|_: &Context| -> TaskResult<String> { Ok("x=1".into()) }])?
+    ///     .input_value("x", &1);
+    /// let pool = Pool::new(1);
+    /// dag.run_with(&pool, RunOptions::new().cache(&cache))?;
+    /// let report = dag.run_with(&pool, RunOptions::new().cache(&cache))?;
+    /// assert_eq!(report.module("config").unwrap().cache_status().to_string(), "cached");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "cache")]
+    pub fn cache_status(&self) -> &crate::CacheStatus {
+        &self.cache_status
+    }
 }
 
 /// What a run of a [`Dag`](crate::Dag) did: a [`ModuleReport`] per module, in the order the
@@ -443,12 +473,13 @@ impl RunReport {
     }
 
     /// Whether no module failed or was cancelled or skipped because of a failure (modules
-    /// skipped by their condition are fine).
+    /// skipped by their condition, or not needed by the run's targets, are fine).
     pub fn is_success(&self) -> bool {
         self.modules.iter().all(|m| {
             matches!(
                 m.state,
-                ModuleState::Done | ModuleState::Skipped(SkipReason::Condition)
+                ModuleState::Done
+                    | ModuleState::Skipped(SkipReason::Condition | SkipReason::NotNeeded)
             )
         })
     }

@@ -64,9 +64,13 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::context::{Context, Input, Inputs};
 use super::graph::{ModuleBody, Plan, PlannedModule};
+#[cfg(feature = "cache")]
+use super::incremental::{DependencyDigest, LookUp, RunCache};
 use super::options::{Event, FailureMode, Observer, RunOptions};
 use super::report::{Failure, ModuleReport, ModuleState, RunReport, SkipReason};
 use super::tasks::{ConcurrencyProbe, JobOutcome};
+#[cfg(feature = "cache")]
+use crate::cache::{CacheStatus, Digest, ModuleRecord, Plan as CachePlan};
 use crate::unwind::call_quietly;
 use crate::{Canceller, JobError, Pool, TaskError};
 
@@ -81,6 +85,14 @@ struct Run {
     registry: Arc<Registry>,
     modules: Vec<PlannedModule>,
     failure_mode: FailureMode,
+    /// Per module: whether the run's targets need it (`None`: no targets, all are run).
+    needed: Option<Vec<bool>>,
+    /// The run's cache, if it has one.
+    #[cfg(feature = "cache")]
+    cache: Option<RunCache>,
+    /// Look modules up, run none (`Dag::explain`).
+    #[cfg(feature = "cache")]
+    dry_run: bool,
     started: Instant,
     state: Mutex<RunState>,
     /// Wakes `run` once `RunState::finished` is set.
@@ -125,6 +137,23 @@ struct ModuleSlot {
     canceller: Option<Canceller>,
     /// How far it is in asking its skip condition.
     condition: ConditionStage,
+    /// Its look-up in the cache was submitted.
+    #[cfg(feature = "cache")]
+    looked_up: bool,
+    /// Its look-up job is on the pool.
+    #[cfg(feature = "cache")]
+    looking: bool,
+    /// The fingerprint to store its output under, after a miss.
+    #[cfg(feature = "cache")]
+    record: Option<Box<ModuleRecord>>,
+    /// The digest of its output, if it has one (a cached module that ended done).
+    #[cfg(feature = "cache")]
+    digest: Option<Digest>,
+    #[cfg(feature = "cache")]
+    cache_status: CacheStatus,
+    /// What a dry run found it would do.
+    #[cfg(feature = "cache")]
+    plan: Option<CachePlan>,
 }
 
 /// How far a module is in asking its skip condition; see the module docs.
@@ -147,10 +176,82 @@ enum Verdict {
     Start,
     /// End it without running anything.
     End(ModuleState),
+    /// Submit its look-up in the cache as a job of its own.
+    #[cfg(feature = "cache")]
+    LookUp,
+    /// A dry run: end it (as done) with what a run would do.
+    #[cfg(feature = "cache")]
+    Plan(CachePlan),
 }
 
-/// Runs a checked graph on `pool` and blocks until every module has ended.
-pub(crate) fn run(plan: Plan, pool: &Pool, options: RunOptions) -> RunReport {
+/// Runs a checked graph on `pool` and blocks until every module has ended. `needed` says which
+/// modules the run's targets need (`None`: all).
+pub(crate) fn run(
+    plan: Plan,
+    pool: &Pool,
+    options: RunOptions,
+    needed: Option<Vec<bool>>,
+) -> RunReport {
+    let (run, slots, elapsed) = execute(plan, pool, options, needed);
+    let mut outputs = Vec::with_capacity(slots.len());
+    let modules = run
+        .modules
+        .iter()
+        .zip(slots)
+        .map(|(module, slot)| {
+            outputs.push(slot.output);
+            ModuleReport {
+                name: module.name.to_string(),
+                cap: module.cap,
+                tasks: module.task_count,
+                state: slot.state.unwrap_or(ModuleState::Cancelled),
+                start: slot.start,
+                end: slot.end,
+                peak_running: slot.peak,
+                #[cfg(feature = "cache")]
+                cache_status: slot.cache_status,
+            }
+        })
+        .collect();
+    RunReport {
+        modules,
+        outputs,
+        elapsed,
+    }
+}
+
+/// Looks every module up in the cache as a run would, and runs none; see `Dag::explain`.
+#[cfg(feature = "cache")]
+pub(crate) fn explain(
+    plan: Plan,
+    pool: &Pool,
+    mut options: RunOptions,
+    needed: Option<Vec<bool>>,
+) -> crate::cache::Explanation {
+    options.dry_run = true;
+    let (run, slots, _) = execute(plan, pool, options, needed);
+    let modules = run
+        .modules
+        .iter()
+        .zip(slots)
+        .map(|(module, slot)| {
+            let plan = slot.plan.unwrap_or(match slot.state {
+                Some(ModuleState::Skipped(SkipReason::NotNeeded)) => CachePlan::NotNeeded,
+                _ => CachePlan::NotCached,
+            });
+            (module.name.to_string(), plan)
+        })
+        .collect();
+    crate::cache::Explanation { modules }
+}
+
+/// Runs a checked graph and returns how each module ended, and how long the run took.
+fn execute(
+    plan: Plan,
+    pool: &Pool,
+    options: RunOptions,
+    needed: Option<Vec<bool>>,
+) -> (Arc<Run>, Vec<ModuleSlot>, Duration) {
     let Plan {
         modules: plan,
         bodies,
@@ -166,6 +267,13 @@ pub(crate) fn run(plan: Plan, pool: &Pool, options: RunOptions) -> RunReport {
         registry: pool.registry().clone(),
         modules: plan,
         failure_mode: options.failure_mode,
+        needed,
+        #[cfg(feature = "cache")]
+        cache: options
+            .cache
+            .map(|cache| RunCache::new(cache, options.force)),
+        #[cfg(feature = "cache")]
+        dry_run: options.dry_run,
         started: Instant::now(),
         state: Mutex::new(RunState {
             pool: Some(pool.clone()),
@@ -195,29 +303,11 @@ pub(crate) fn run(plan: Plan, pool: &Pool, options: RunOptions) -> RunReport {
     let elapsed = run.started.elapsed();
     let slots = std::mem::take(&mut st.modules);
     drop(st);
-    let mut outputs = Vec::with_capacity(count);
-    let modules = run
-        .modules
-        .iter()
-        .zip(slots)
-        .map(|(module, slot)| {
-            outputs.push(slot.output);
-            ModuleReport {
-                name: module.name.to_string(),
-                cap: module.cap,
-                tasks: module.task_count,
-                state: slot.state.unwrap_or(ModuleState::Cancelled),
-                start: slot.start,
-                end: slot.end,
-                peak_running: slot.peak,
-            }
-        })
-        .collect();
-    RunReport {
-        modules,
-        outputs,
-        elapsed,
+    #[cfg(feature = "cache")]
+    if let Some(cache) = &run.cache {
+        cache.finish();
     }
+    (run, slots, elapsed)
 }
 
 impl Run {
@@ -262,6 +352,10 @@ impl Run {
 
     /// Tells the observer, if any; called under the lock, so events come one at a time.
     fn emit(&self, st: &RunState, module: usize, state: Option<&ModuleState>) {
+        #[cfg(feature = "cache")]
+        if self.dry_run {
+            return;
+        }
         if self.registry.listening() {
             let run = self.id;
             let kind = match state {
@@ -301,6 +395,14 @@ impl Run {
                 }
                 Verdict::Ask => self.ask(st, module),
                 Verdict::Start => self.start(st, module),
+                #[cfg(feature = "cache")]
+                Verdict::LookUp => self.look_up(st, module),
+                #[cfg(feature = "cache")]
+                Verdict::Plan(plan) => {
+                    st.modules[module].plan = Some(plan);
+                    let _not_a_failure = self.end(&mut st, module, ModuleState::Done);
+                    st
+                }
             };
         }
         st.draining = false;
@@ -321,6 +423,13 @@ impl Run {
 
     /// Decides a ready module: skip it, cancel it, ask its condition, or start it.
     fn verdict(&self, st: &RunState, module: usize) -> Verdict {
+        if self.needed.as_ref().is_some_and(|needed| !needed[module]) {
+            return Verdict::End(ModuleState::Skipped(SkipReason::NotNeeded));
+        }
+        #[cfg(feature = "cache")]
+        if self.dry_run {
+            return self.dry_verdict(st, module);
+        }
         let mut cancelled = st.stopping;
         for &dep in &self.modules[module].dependencies {
             match &st.modules[dep].state {
@@ -347,6 +456,13 @@ impl Run {
         {
             Verdict::Ask
         } else {
+            #[cfg(feature = "cache")]
+            if self.cache.is_some()
+                && self.modules[module].cache.is_some()
+                && !st.modules[module].looked_up
+            {
+                return Verdict::LookUp;
+            }
             Verdict::Start
         }
     }
@@ -507,8 +623,11 @@ impl Run {
             unreachable!("the run holds its pool until every module has ended");
         };
         let inputs = self.inputs(&st, module, pool.clone());
-        st.modules[module].start = Some(self.now());
-        self.emit(&st, module, None);
+        if st.modules[module].start.is_none() {
+            // (A cached module started with its look-up.)
+            st.modules[module].start = Some(self.now());
+            self.emit(&st, module, None);
+        }
         drop(st);
         let probe = Arc::new(ConcurrencyProbe::default());
         let on_end = {
@@ -541,7 +660,17 @@ impl Run {
 
     /// Called by the pool when a module's job ended.
     fn job_ended(self: &Arc<Self>, module: usize, outcome: JobOutcome, probe: &ConcurrencyProbe) {
+        #[cfg(feature = "cache")]
+        let stored = self.store(module, &outcome);
         let mut st = self.state.lock();
+        #[cfg(feature = "cache")]
+        if let Some((digest, error)) = stored {
+            let slot = &mut st.modules[module];
+            slot.digest = digest;
+            if let CacheStatus::Ran { store_error, .. } = &mut slot.cache_status {
+                *store_error = error;
+            }
+        }
         st.modules[module].peak = probe.peak();
         let state = match outcome {
             JobOutcome::Done(output) => {
@@ -603,5 +732,178 @@ impl Run {
             }
         }
         cancels
+    }
+}
+
+/// A run with a cache: looking modules up, storing their outputs, and a dry run's verdicts
+/// (see `incremental.rs` for the steps).
+#[cfg(feature = "cache")]
+impl Run {
+    /// A dry run's verdict on a ready module: what a run would do with it.
+    fn dry_verdict(&self, st: &RunState, module: usize) -> Verdict {
+        let planned = &self.modules[module];
+        if self.cache.is_none() || planned.cache.is_none() {
+            return Verdict::Plan(CachePlan::NotCached);
+        }
+        if st.modules[module].looked_up {
+            // A miss; its plan was set when the look-up ended.
+            return Verdict::End(ModuleState::Done);
+        }
+        let mut pending = None;
+        for &dep in &planned.dependencies {
+            let dependency = self.modules[dep].name.to_string();
+            match &st.modules[dep].plan {
+                _ if self.modules[dep].cache.is_none() => {
+                    let why = crate::RunReason::DependencyNotCached { dependency };
+                    return Verdict::Plan(CachePlan::Run(why));
+                }
+                Some(CachePlan::Run(_) | CachePlan::RunsIfChanged { .. }) => {
+                    pending.get_or_insert(dependency);
+                }
+                _ => {}
+            }
+        }
+        match pending {
+            Some(dependency) => Verdict::Plan(CachePlan::RunsIfChanged { dependency }),
+            None => Verdict::LookUp,
+        }
+    }
+
+    /// Submits the module's look-up as a job of its own, one task of cap 1, whose end comes to
+    /// `looked_up`; returns with the lock held again.
+    fn look_up<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, RunState>,
+        module: usize,
+    ) -> MutexGuard<'a, RunState> {
+        let slot = &mut st.modules[module];
+        slot.looked_up = true;
+        slot.looking = true;
+        slot.start = Some(self.now());
+        self.emit(&st, module, None);
+        let Some(pool) = st.pool.clone() else {
+            unreachable!("the run holds its pool until every module has ended");
+        };
+        drop(st);
+        let task = {
+            let run = self.clone();
+            move || run.look_up_task(module)
+        };
+        let submitted = pool.try_submit([task], 1);
+        drop(pool);
+        let Ok(job) = submitted else {
+            // The pool was shut down: nothing of the module runs.
+            let mut st = self.state.lock();
+            let _not_a_failure = self.end(&mut st, module, ModuleState::Cancelled);
+            return st;
+        };
+        let canceller = job.canceller();
+        let on_end = {
+            let run = self.clone();
+            move |found| run.looked_up(module, found)
+        };
+        job.on_finish(on_end);
+        let st = self.state.lock();
+        if st.modules[module].looking {
+            self.keep_canceller(st, module, canceller)
+        } else {
+            // The job ended already, and `looked_up` has run.
+            st
+        }
+    }
+
+    /// The task of a look-up's job, on a worker.
+    fn look_up_task(&self, module: usize) -> LookUp {
+        let planned = &self.modules[module];
+        let st = self.state.lock();
+        let dependencies: Vec<(Arc<str>, DependencyDigest)> = planned
+            .dependencies
+            .iter()
+            .map(|&dep| {
+                let slot = &st.modules[dep];
+                let digest = match (&slot.output, slot.digest) {
+                    (Some(Input::Skipped), _) => DependencyDigest::Skipped,
+                    (_, Some(digest)) => DependencyDigest::Output(digest),
+                    (_, None) => DependencyDigest::NotCached,
+                };
+                (self.modules[dep].name.clone(), digest)
+            })
+            .collect();
+        drop(st);
+        let (Some(cache), Some(spec)) = (&self.cache, &planned.cache) else {
+            unreachable!("only a cached module of a run with a cache is looked up");
+        };
+        let shape = (planned.output_type, planned.task_count);
+        cache.look_up(&planned.name, shape, spec, &dependencies)
+    }
+
+    /// Called by the pool when a module's look-up ended: ends the module with its stored
+    /// output, or puts it back on `ready` to be started.
+    fn looked_up(self: &Arc<Self>, module: usize, found: Result<Vec<LookUp>, JobError<LookUp>>) {
+        let found = match found {
+            Ok(mut found) => found.pop().ok_or(TaskError::Cancelled),
+            Err(err) => err
+                .into_results()
+                .pop()
+                .unwrap_or(Err(TaskError::Cancelled)),
+        };
+        let mut st = self.state.lock();
+        let slot = &mut st.modules[module];
+        slot.looking = false;
+        slot.canceller = None;
+        let (why, record) = match found {
+            Ok(LookUp::Hit(output, digest)) => {
+                slot.output = Some(Input::Output(output, self.modules[module].output_type));
+                slot.digest = Some(digest);
+                slot.cache_status = CacheStatus::Hit;
+                slot.plan = Some(CachePlan::Cached);
+                let cancels = self.end(&mut st, module, ModuleState::Done);
+                let st = self.cancel_all(st, cancels);
+                self.drain(st);
+                self.finished.notify_all();
+                return;
+            }
+            Ok(LookUp::Miss(why, record)) => (why, record),
+            // A stored output whose decoding panicked (a `Deserialize` of the user's): run the
+            // module, and store its output anew.
+            Err(TaskError::Panicked(message)) => {
+                let detail = format!("decoding it panicked: {message}");
+                (crate::RunReason::EntryCorrupt { detail }, None)
+            }
+            Err(_) => {
+                let cancels = self.end(&mut st, module, ModuleState::Cancelled);
+                let st = self.cancel_all(st, cancels);
+                self.drain(st);
+                self.finished.notify_all();
+                return;
+            }
+        };
+        slot.record = record;
+        slot.plan = Some(CachePlan::Run(why.clone()));
+        slot.cache_status = CacheStatus::Ran {
+            why,
+            store_error: None,
+        };
+        // The drainer starts it (or, in a dry run, ends it with its plan).
+        st.ready.push_back(module);
+        self.drain(st);
+        self.finished.notify_all();
+    }
+
+    /// On the worker that ended a cached module's job with every task done: stores its output
+    /// under its fingerprint (if its look-up found one), and returns the output's digest and
+    /// the error that kept it from being stored, if any. `None` if the module is not cached.
+    fn store(
+        &self,
+        module: usize,
+        outcome: &JobOutcome,
+    ) -> Option<(Option<Digest>, Option<String>)> {
+        let (JobOutcome::Done(output), Some(cache), Some(spec)) =
+            (outcome, &self.cache, &self.modules[module].cache)
+        else {
+            return None;
+        };
+        let record = self.state.lock().modules[module].record.take();
+        Some(cache.store(&self.modules[module].name, record, &spec.codec, output))
     }
 }
