@@ -151,8 +151,16 @@ pub(crate) fn file_digest(path: &Path, index: &Index) -> io::Result<Digest> {
     Ok(digest)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many files this thread read to hash them.
+    static READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The BLAKE3 digest of everything in the file at `path`, read in large blocks.
 pub(crate) fn hash_content(path: &Path) -> io::Result<Digest> {
+    #[cfg(test)]
+    READS.with(|reads| reads.set(reads.get() + 1));
     let mut file = File::open(path)?;
     let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0u8; 256 * 1024];
@@ -234,6 +242,56 @@ mod tests {
             ..stat
         };
         assert!(!record(stat.modified + 10 * window).holds_for(&touched));
+    }
+
+    /// Sets `path`'s modification time to `ago` before now.
+    fn age(path: &Path, ago: Duration) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - ago)
+            .unwrap();
+    }
+
+    #[test]
+    fn an_unchanged_file_is_not_read_again_and_any_change_is() {
+        let reads = || READS.with(std::cell::Cell::get);
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::default();
+        let path = dir.path().join("input");
+        fs::write(&path, "one").unwrap();
+        age(&path, Duration::from_secs(10));
+        let first = file_digest(&path, &index).unwrap();
+        let before = reads();
+        assert_eq!(file_digest(&path, &index).unwrap(), first);
+        assert_eq!(reads(), before, "an unchanged file was read again");
+
+        // Touched: read once more, same digest, then trusted again.
+        age(&path, Duration::from_secs(5));
+        assert_eq!(file_digest(&path, &index).unwrap(), first);
+        assert_eq!(reads(), before + 1);
+        assert_eq!(file_digest(&path, &index).unwrap(), first);
+        assert_eq!(reads(), before + 1);
+
+        // New content of the same size, and the modification time put back as it was: the
+        // change time still differs.
+        let modified = fs::metadata(&path).unwrap().modified().unwrap();
+        fs::write(&path, "two").unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert_ne!(file_digest(&path, &index).unwrap(), first);
+
+        // Written just now: racy, so read on every look until the window has passed.
+        fs::write(&path, "three").unwrap();
+        let racy = file_digest(&path, &index).unwrap();
+        let before = reads();
+        assert_eq!(file_digest(&path, &index).unwrap(), racy);
+        assert_eq!(reads(), before + 1);
     }
 
     #[test]

@@ -541,6 +541,18 @@ impl fmt::Debug for RunReport {
     }
 }
 
+impl ModuleReport {
+    /// Its state as the report's table shows it: with its cache status, if the cache played a
+    /// part (`done, cached`, `done, ran: input `file a.c` changed`).
+    fn shown_state(&self) -> String {
+        #[cfg(feature = "cache")]
+        if self.cache_status != crate::CacheStatus::NotCached {
+            return format!("{}, {}", self.state, self.cache_status);
+        }
+        self.state.to_string()
+    }
+}
+
 /// Formats a time from the start of the run in a unit that fits it, or `-`.
 fn since_start(at: Option<Duration>) -> String {
     at.map_or_else(|| "-".to_owned(), |d| HumanDuration(d).to_string())
@@ -570,7 +582,7 @@ impl fmt::Display for RunReport {
                 since_start(m.end),
                 m.tasks,
                 format!("{}/{}", m.peak_running, HumanCap(m.cap)),
-                m.state
+                m.shown_state()
             )?;
         }
         write!(f, "elapsed {}", HumanDuration(self.elapsed))
