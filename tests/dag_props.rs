@@ -1,12 +1,12 @@
 //! Property tests of the dependency graph: random acyclic graphs run with every dependency
 //! respected and every task run exactly once; the same graphs with a back edge are refused
-//! with a cycle that really is one.
+//! with a cycle that really is one; a run of some targets runs exactly what they need.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-use jobpool::{Context, Dag, DagError, Pool};
+use jobpool::{Context, Dag, DagError, ModuleState, Pool, SkipReason};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -90,8 +90,50 @@ fn dependents_of(spec: &Spec, from: usize) -> HashSet<usize> {
     reached
 }
 
+/// The modules `targets` need, directly or not (including themselves).
+fn needed_by(spec: &Spec, targets: &[usize]) -> HashSet<usize> {
+    let mut needed: HashSet<usize> = targets.iter().copied().collect();
+    for j in (0..spec.modules.len()).rev() {
+        if needed.contains(&j) {
+            needed.extend(spec.modules[j].2.iter().copied());
+        }
+    }
+    needed
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_run_of_some_targets_runs_exactly_what_they_need(
+        spec in spec(),
+        picks in prop::collection::vec(any::<Index>(), 1..4),
+        threads in 1..=3usize,
+    ) {
+        let n = spec.modules.len();
+        let targets: Vec<usize> = picks.iter().map(|p| p.index(n)).collect();
+        let record = Arc::new(Record {
+            clock: AtomicUsize::new(0),
+            runs: spec.modules.iter().map(|(_, t, _)| (0..*t).map(|_| AtomicUsize::new(0)).collect()).collect(),
+            spans: Mutex::new(vec![(usize::MAX, 0); n]),
+        });
+        let dag = build(&spec, &record);
+        let options = jobpool::RunOptions::new().targets(targets.iter().map(|&t| name(t)));
+        let report = dag.run_with(&Pool::new(threads), options).unwrap();
+        prop_assert!(report.is_success());
+        let needed = needed_by(&spec, &targets);
+        for i in 0..n {
+            let runs: usize = record.runs[i].iter().map(|r| r.load(SeqCst)).sum();
+            let state = report.module(&name(i)).unwrap().state();
+            if needed.contains(&i) {
+                prop_assert_eq!(runs, spec.modules[i].1, "m{} is needed", i);
+                prop_assert_eq!(state, &ModuleState::Done);
+            } else {
+                prop_assert_eq!(runs, 0, "m{} is not needed", i);
+                prop_assert_eq!(state, &ModuleState::Skipped(SkipReason::NotNeeded));
+            }
+        }
+    }
 
     #[test]
     fn random_graphs_respect_every_dependency_and_run_each_task_once(

@@ -16,11 +16,17 @@
 //!   cancelled ([`FailureMode::FailFast`]).
 //! - The graph is checked before anything runs (duplicate names, unknown dependencies, cycles),
 //!   and can be run again: running does not consume it.
+//! - A run may be limited to some targets and what they need ([`RunOptions::targets`]).
+//! - With the `cache` feature, a module declared with `Dag::cached_module` is re-used from a
+//!   cache instead of run when its fingerprint (its inputs by content, its dependencies'
+//!   outputs) is unchanged; a module that runs again and gives the same output does not make
+//!   its dependents run.
 //!
 //! The files: `graph.rs` checks a graph and finds cycles, `tasks.rs` keeps a module's tasks
 //! behind one type-erased face, `run.rs` is the driver (its protocol is described there),
 //! `context.rs` is what a task sees, `control.rs` a module's job options, `report.rs` what a
-//! run reports, `dot.rs` the Graphviz export.
+//! run reports, `dot.rs` the Graphviz export, `incremental.rs` a run with a cache (the cache
+//! itself is `src/cache/`).
 
 mod context;
 mod control;

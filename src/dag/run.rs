@@ -50,6 +50,16 @@
 //!   running answers all the same, and a "run" answer meets the drainer's `stopping` check. A
 //!   job submitted while that happened is cancelled by the drainer when it takes the lock back
 //!   and sees `stopping`.
+//! - **Targets**: a run with targets ends every module they do not need as skipped
+//!   (`SkipReason::NotNeeded`) when it becomes ready; none of its dependents is needed either.
+//! - **A cache** (feature `cache`; the steps are in `incremental.rs`): a cached module whose
+//!   condition said "run" is *looked up* first (`look_up`, `looked_up`), as a job of its own
+//!   like a condition: `Verdict::LookUp` submits it, its canceller is kept as a condition's is,
+//!   and its callback either ends the module (a hit, with the stored output) or puts it back on
+//!   `ready`, where the drainer starts it. The worker that ends a cached module's job stores
+//!   its output (`store`) before it takes the lock to end the module, so the output's digest is
+//!   in the module's slot before any dependent is looked up. A *dry run* (`Dag::explain`) looks
+//!   modules up and starts none: each module ends as done with its plan.
 //! - **Events** are told under the lock, so one at a time: a module's start when its tasks are
 //!   submitted, its end when it ends. A module's first event comes after the end of each of its
 //!   dependencies, and its start before its end.
