@@ -12,11 +12,11 @@
 //! time, which no user can set, so it is read again.
 //!
 //! **Racy timestamps.** A file written in the same tick of the file system's clock as it was
-//! hashed, after the hash, keeps the modification time that was recorded, and its size may not
-//! change either. Git calls such an entry "racily clean"; its guard, followed here: a record
-//! whose modification time is within [`RACY_WINDOW`] of the moment the file was read is not
-//! trusted, and the file is read again on the next run (which records it anew, trusted once the
-//! window has passed). The window is two seconds, the coarsest timestamps in common use (FAT);
+//! hashed, after the hash, keeps the modification and change times that were recorded, and its
+//! size may not change either. Git calls such an entry "racily clean"; its guard, followed
+//! here: a record whose modification or change time is within [`RACY_WINDOW`] of the moment
+//! the file was read is not trusted, and the file is read again on the next run (which records
+//! it anew, trusted once the window has passed). The window is two seconds, the coarsest timestamps in common use (FAT);
 //! ext4, XFS, btrfs and tmpfs tick every few milliseconds.
 //!
 //! A missing file has a digest of its own ("absent"), so a module may declare an input that
@@ -100,8 +100,11 @@ pub(crate) fn now() -> i128 {
 impl StatRecord {
     /// Whether the record still holds for a file of metadata `stat`: nothing changed, and the
     /// record is not racy (see the module docs).
-    fn holds_for(&self, stat: &Stat) -> bool {
-        self.stat == *stat && self.stat.modified + RACY_WINDOW.as_nanos() as i128 <= self.hashed_at
+    fn holds_for(&self, stat: &Stat, window: Duration) -> bool {
+        let window = window.as_nanos() as i128;
+        self.stat == *stat
+            && self.stat.modified + window <= self.hashed_at
+            && self.stat.changed + window <= self.hashed_at
     }
 }
 
@@ -117,6 +120,11 @@ fn absent() -> Digest {
 ///
 /// An I/O error other than "not found" (no permission to read it, say).
 pub(crate) fn file_digest(path: &Path, index: &Index) -> io::Result<Digest> {
+    file_digest_within(path, index, RACY_WINDOW)
+}
+
+/// [`file_digest`], with a racy window of `window`.
+fn file_digest_within(path: &Path, index: &Index, window: Duration) -> io::Result<Digest> {
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(absent()),
@@ -131,7 +139,7 @@ pub(crate) fn file_digest(path: &Path, index: &Index) -> io::Result<Digest> {
     let key = std::path::absolute(path)?;
     let stat = Stat::of(&meta);
     if let Some(record) = index.file(&key) {
-        if record.holds_for(&stat) {
+        if record.holds_for(&stat, window) {
             return Ok(record.digest);
         }
     }
@@ -233,15 +241,25 @@ mod tests {
             digest: absent(),
             hashed_at,
         };
+        let holds = |record: &StatRecord, stat: &Stat| record.holds_for(stat, RACY_WINDOW);
         let window = RACY_WINDOW.as_nanos() as i128;
-        assert!(!record(stat.modified).holds_for(&stat));
-        assert!(!record(stat.modified + window - 1).holds_for(&stat));
-        assert!(record(stat.modified + window).holds_for(&stat));
+        assert!(!holds(&record(stat.modified), &stat));
+        assert!(!holds(&record(stat.modified + window - 1), &stat));
+        assert!(holds(&record(stat.modified + window), &stat));
+        let changed_late = Stat {
+            changed: stat.modified + window,
+            ..stat
+        };
+        let late = StatRecord {
+            stat: changed_late,
+            ..record(stat.modified + window)
+        };
+        assert!(!holds(&late, &changed_late));
         let touched = Stat {
             modified: stat.modified + 1,
             ..stat
         };
-        assert!(!record(stat.modified + 10 * window).holds_for(&touched));
+        assert!(!holds(&record(stat.modified + 10 * window), &touched));
     }
 
     /// Sets `path`'s modification time to `ago` before now.
@@ -256,22 +274,25 @@ mod tests {
 
     #[test]
     fn an_unchanged_file_is_not_read_again_and_any_change_is() {
+        // The change time of a file just written is now, and cannot be set back: a window of
+        // zero lets this test see records trusted at once.
+        let digest = |path: &Path, index: &Index| file_digest_within(path, index, Duration::ZERO);
         let reads = || READS.with(std::cell::Cell::get);
         let dir = tempfile::tempdir().unwrap();
         let index = Index::default();
         let path = dir.path().join("input");
         fs::write(&path, "one").unwrap();
         age(&path, Duration::from_secs(10));
-        let first = file_digest(&path, &index).unwrap();
+        let first = digest(&path, &index).unwrap();
         let before = reads();
-        assert_eq!(file_digest(&path, &index).unwrap(), first);
+        assert_eq!(digest(&path, &index).unwrap(), first);
         assert_eq!(reads(), before, "an unchanged file was read again");
 
         // Touched: read once more, same digest, then trusted again.
         age(&path, Duration::from_secs(5));
-        assert_eq!(file_digest(&path, &index).unwrap(), first);
+        assert_eq!(digest(&path, &index).unwrap(), first);
         assert_eq!(reads(), before + 1);
-        assert_eq!(file_digest(&path, &index).unwrap(), first);
+        assert_eq!(digest(&path, &index).unwrap(), first);
         assert_eq!(reads(), before + 1);
 
         // New content of the same size, and the modification time put back as it was: the
@@ -284,10 +305,11 @@ mod tests {
             .unwrap()
             .set_modified(modified)
             .unwrap();
-        assert_ne!(file_digest(&path, &index).unwrap(), first);
+        assert_ne!(digest(&path, &index).unwrap(), first);
 
-        // Written just now: racy, so read on every look until the window has passed.
+        // Changed just now, under the real window: read on every look until it has passed.
         fs::write(&path, "three").unwrap();
+        age(&path, Duration::from_secs(10));
         let racy = file_digest(&path, &index).unwrap();
         let before = reads();
         assert_eq!(file_digest(&path, &index).unwrap(), racy);

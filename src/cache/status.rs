@@ -155,7 +155,8 @@ pub enum RunReason {
         dependency: String,
     },
     /// A dependency does not cache its output ([`Dag::module`](crate::Dag::module)), so
-    /// nothing tells whether it changed: its dependents always run.
+    /// nothing tells whether it changed: its direct dependents always run (and are not
+    /// stored).
     DependencyNotCached {
         /// The dependency.
         dependency: String,

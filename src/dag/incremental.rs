@@ -19,8 +19,11 @@
 //!
 //! A module declared with [`Dag::module`](crate::Dag::module) has no fingerprint: it always
 //! runs, and since nothing tells whether its output changed, every cached module that depends
-//! on it runs too ([`RunReason::DependencyNotCached`]). A module skipped by its condition
-//! counts as one fixed "skipped" output in its dependents' fingerprints.
+//! on it directly runs too ([`RunReason::DependencyNotCached`]). Such a module has no
+//! fingerprint either, so it is not stored; but its output's digest is taken all the same, so
+//! the modules after it are looked up as usual, and cut off if its output did not change. A
+//! module skipped by its condition counts as one fixed "skipped" output in its dependents'
+//! fingerprints.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -284,9 +287,10 @@ impl RunCache {
     }
 
     /// At the end of a run: writes the index back, and prunes the cache if it grew past its
-    /// bound. Errors are not the run's: the outputs are stored, and the index holds hints.
-    pub(crate) fn finish(&self) {
-        if self.index.entries_size() > self.cache.max_size() {
+    /// bound (not after a dry run, which removes nothing). Errors are not the run's: the
+    /// outputs are stored, and the index holds hints.
+    pub(crate) fn finish(&self, dry_run: bool) {
+        if !dry_run && self.index.entries_size() > self.cache.max_size() {
             let _ = self.cache.prune_with(&self.index);
         }
         let _ = self

@@ -191,8 +191,10 @@ impl Dag {
     ///
     /// A module that runs again and produces the output it produced before does not make its
     /// dependents run (early cutoff). A module declared with [`module`](Self::module) is not
-    /// cached: it always runs, and so do the cached modules that depend on it
-    /// ([`RunReason::DependencyNotCached`](crate::RunReason::DependencyNotCached)).
+    /// cached: it always runs, and so do the cached modules that depend on it directly
+    /// ([`RunReason::DependencyNotCached`](crate::RunReason::DependencyNotCached)); they are
+    /// not stored, but the digests of their outputs still let the modules after them be cut
+    /// off.
     ///
     /// Only with the `cache` feature.
     ///
@@ -253,7 +255,9 @@ impl Dag {
     /// reason it would run. Inputs are hashed and the cache is read, on the pool, as a run
     /// would; skip conditions are not asked (they may need outputs that are not there), and a
     /// module after one that would run is told as
-    /// [`Plan::RunsIfChanged`](crate::Plan::RunsIfChanged).
+    /// [`Plan::RunsIfChanged`](crate::Plan::RunsIfChanged). It stores and removes no entry;
+    /// it does write the cache's index of hints (the digests of the files it read), so that
+    /// the next run need not read them again.
     ///
     /// Only with the `cache` feature.
     ///

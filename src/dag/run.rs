@@ -315,7 +315,7 @@ fn execute(
     drop(st);
     #[cfg(feature = "cache")]
     if let Some(cache) = &run.cache {
-        cache.finish();
+        cache.finish(run.dry_run);
     }
     (run, slots, elapsed)
 }
