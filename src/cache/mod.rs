@@ -247,10 +247,9 @@ impl Cache {
         for dir in [cache.tmp_dir(), cache.entries_dir()] {
             fs::create_dir_all(&dir).map_err(|err| CacheError::new("open", &dir, err))?;
         }
-        // Prove it can be written, as every run will.
-        let probe = cache
-            .tmp_dir()
-            .join(format!("probe-{}", std::process::id()));
+        // Prove it can be written, as every run will, under a name of its own, so that threads
+        // and processes opening the cache at once do not meet.
+        let probe = sealed::temporary_name(&cache.tmp_dir()).with_extension("probe");
         sealed::write_atomically(&cache.tmp_dir(), &probe, b"probe")
             .and_then(|()| fs::remove_file(&probe))
             .map_err(|err| CacheError::new("open", &cache.tmp_dir(), err))?;
@@ -568,5 +567,32 @@ impl fmt::Debug for Cache {
             .field("dir", &self.shared.root)
             .field("max_size", &self.shared.max_size)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+
+    #[test]
+    fn threads_may_open_one_cache_at_the_same_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads = 4;
+        let barrier = Barrier::new(threads);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    // Every thread waits at every round, whatever its opens gave.
+                    let failures: Vec<String> = (0..200)
+                        .filter_map(|_| {
+                            barrier.wait();
+                            Cache::open(dir.path()).err().map(|err| err.to_string())
+                        })
+                        .collect();
+                    assert!(failures.is_empty(), "{failures:?}");
+                });
+            }
+        });
     }
 }

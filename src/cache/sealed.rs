@@ -10,7 +10,9 @@
 //! one, never a mix, and a process killed in the middle of a write leaves only a temporary file,
 //! which no reader looks at ([`Cache::prune`](crate::Cache::prune) removes the old ones). The
 //! files are not `fsync`ed: after a crash of the whole machine, a renamed file may come back
-//! empty or torn, and its digest finds that.
+//! empty or torn, and its digest finds that. For the same reason an error that a file system
+//! reports only when the file is closed (NFS, out of quota) goes unseen, and the entry is
+//! short: its digest finds that too, and the module runs again.
 
 use std::fs;
 use std::io::{self, Write};
@@ -72,7 +74,7 @@ pub(crate) fn unseal<'a>(magic: &[u8; 8], bytes: &'a [u8]) -> Result<(&'a [u8], 
 }
 
 /// A temporary file's name: unique among this process's writes and other processes'.
-fn temporary_name(tmp: &Path) -> PathBuf {
+pub(crate) fn temporary_name(tmp: &Path) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Relaxed);
     let nanos = super::files::now() as u64;
