@@ -148,7 +148,7 @@ fn file_digest_within(path: &Path, index: &Index, window: Duration) -> io::Resul
     // Record it only if the file did not change while it was read.
     if fs::metadata(path).is_ok_and(|after| Stat::of(&after) == stat) {
         index.record_file(
-            key,
+            &key,
             StatRecord {
                 stat,
                 digest,

@@ -23,8 +23,8 @@
 //!   even for inputs made to collide, which a fast non-cryptographic hash (xxHash) does not. It
 //!   costs little: BLAKE3 hashes faster than 1 GB/s on one core (BENCHMARKS.md), and a no-op
 //!   run reads no file.
-//! - **A directory of files written by rename, not SQLite.** Each entry is one file named by
-//!   its fingerprint (`entries/ab/ab12…`), written to `tmp/` and renamed into place (as the
+//! - **A directory of files written by rename, not SQLite.** Each entry (but the small ones,
+//!   below) is one file named by its fingerprint (`entries/ab/ab12…`), written to `tmp/` and renamed into place (as the
 //!   `cacache` crate and git's object store do), and sealed by a checksum (`sealed.rs`). Two
 //!   processes may run graphs on one cache at once with no lock: they write entries under
 //!   names that say what is in them, and a rename is atomic. A process killed during a write
@@ -33,17 +33,22 @@
 //!   C library and a schema, for data that is a map from digest to bytes.
 //! - **postcard** for outputs: serde's compact binary format (no field names, varint
 //!   integers), so an output of a few numbers takes a few bytes.
-//! - **One index file** of hints (`index.rs`): stat records, what each module's fingerprint was
-//!   made of last time (to say why it runs), and when each entry was last used (to drop the
-//!   least recently used first). It is loaded once and written once per run, merged with what
-//!   other processes wrote meanwhile. Losing it costs time, never correctness.
+//! - **One index file** (`index.rs`): stat records, what each module's fingerprint was made of
+//!   last time (to say why it runs), when each entry was last used (to drop the least recently
+//!   used first), and the small entries (at most 256 bytes: a number, a digest, a path), which
+//!   would cost more as files of their own than they hold. It is loaded once per run, and
+//!   written once at its end if anything changed, merged with what other processes wrote
+//!   meanwhile. Losing it costs time (files are hashed again, small outputs computed again),
+//!   never correctness.
 //!
 //! # Failures
 //!
 //! - A directory that cannot be created or written is an error of [`Cache::open`]: a run never
 //!   starts with a cache it cannot use.
 //! - An entry that cannot be written during a run (a full disk) does not fail the run: the
-//!   module ran, its output is used, and its [`CacheStatus`] says it was not stored.
+//!   module ran, its output is used, and its [`CacheStatus`] says it was not stored. If the
+//!   index cannot be written at the end of the run, the modules whose small outputs it was to
+//!   keep say so the same way.
 //! - An entry that fails its checksum or cannot be decoded is not used: the module runs again
 //!   (its status says why) and the entry is replaced.
 //! - An unreadable index is replaced by an empty one.
@@ -63,7 +68,7 @@ use std::time::Duration;
 
 pub(crate) use digest::{Digest, DigestWriter, HashInto};
 pub(crate) use files::{dir_digest, file_digest, now};
-pub(crate) use index::{Index, ModuleRecord};
+pub(crate) use index::{Index, ModuleRecord, INLINE_MAX};
 pub(crate) use sealed::Corrupt;
 pub use status::{CacheStatus, Explanation, Plan, RunReason};
 
@@ -337,7 +342,8 @@ impl Cache {
         &self.shared.root
     }
 
-    /// The total size of the stored entries, in bytes.
+    /// The total size of the stored entries, in bytes (small ones are kept in the cache's index
+    /// rather than in files of their own, and count too).
     ///
     /// # Errors
     ///
@@ -351,7 +357,10 @@ impl Cache {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn size(&self) -> Result<u64, CacheError> {
-        Ok(self.list_entries()?.iter().map(|e| e.size).sum())
+        let files: u64 = self.list_entries()?.iter().map(|e| e.size).sum();
+        let index = Index::load(&self.index_path());
+        let small: u64 = self.inline_entries(&index).iter().map(|e| e.size).sum();
+        Ok(files + small)
     }
 
     /// Removes the least recently used entries until the rest fit in
@@ -489,12 +498,31 @@ impl Cache {
                 let Ok(meta) = entry.metadata() else { continue };
                 found.push(StoredEntry {
                     path: entry.path(),
+                    inline: false,
+                    fingerprint: None,
                     size: meta.len(),
                     modified: meta.modified().map_or(0, files::nanos),
                 });
             }
         }
         Ok(found)
+    }
+
+    /// The small entries that `index` keeps (see `index.rs`).
+    fn inline_entries(&self, index: &Index) -> Vec<StoredEntry> {
+        index.with(|data| {
+            data.entries
+                .iter()
+                .filter(|(_, e)| e.inline.is_some())
+                .map(|(fingerprint, e)| StoredEntry {
+                    path: PathBuf::new(),
+                    inline: true,
+                    fingerprint: Some(*fingerprint),
+                    size: e.size,
+                    modified: e.last_used,
+                })
+                .collect()
+        })
     }
 
     /// [`prune`](Self::prune), with the index given.
@@ -524,24 +552,27 @@ impl Cache {
         };
         index.with(|data| {
             for entry in &mut entries {
-                if let Some(known) = fingerprint_of(&entry.path).and_then(|f| data.entries.get(&f))
-                {
+                entry.fingerprint = fingerprint_of(&entry.path);
+                if let Some(known) = entry.fingerprint.and_then(|f| data.entries.get(&f)) {
                     entry.modified = entry.modified.max(known.last_used);
                 }
             }
         });
+        entries.extend(self.inline_entries(index));
         entries.sort_by_key(|e| e.modified);
         let mut total: u64 = entries.iter().map(|e| e.size).sum();
         for entry in entries {
             if total <= self.shared.max_size {
                 break;
             }
-            match fs::remove_file(&entry.path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(CacheError::new("prune", &entry.path, err)),
+            if !entry.inline {
+                match fs::remove_file(&entry.path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(CacheError::new("prune", &entry.path, err)),
+                }
             }
-            if let Some(fingerprint) = fingerprint_of(&entry.path) {
+            if let Some(fingerprint) = entry.fingerprint {
                 index.forget(&fingerprint);
             }
             total -= entry.size;
@@ -553,9 +584,13 @@ impl Cache {
     }
 }
 
-/// An entry file found on disk.
+/// An entry found on disk, or kept in the index.
 struct StoredEntry {
+    /// Its file (none if it is kept in the index).
     path: PathBuf,
+    /// Kept in the index, not in a file.
+    inline: bool,
+    fingerprint: Option<Digest>,
     size: u64,
     /// Its last use, in nanoseconds since the Unix epoch.
     modified: i128,

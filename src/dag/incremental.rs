@@ -29,7 +29,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::hash::Hash;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -37,7 +37,7 @@ use serde::Serialize;
 use super::context::ErasedOutput;
 use crate::cache::{
     dir_digest, file_digest, now, Cache, Digest, DigestWriter, HashInto, Index, ModuleRecord,
-    RunReason,
+    RunReason, INLINE_MAX,
 };
 
 /// Turns a module's output into bytes and back: `Vec<T>` through postcard.
@@ -161,6 +161,16 @@ pub(crate) enum DependencyDigest {
     NotCached,
 }
 
+/// What storing a module's output did.
+pub(crate) struct Stored {
+    /// The output's digest, for its dependents (`None` if it could not be encoded).
+    pub(crate) digest: Option<Digest>,
+    /// Why it could not be stored, if it could not.
+    pub(crate) error: Option<String>,
+    /// It is kept in the index, written at the end of the run.
+    pub(crate) in_index: bool,
+}
+
 /// What a look-up found.
 pub(crate) enum LookUp {
     /// The stored output, and its digest.
@@ -205,7 +215,7 @@ impl RunCache {
         let mut inputs = Vec::with_capacity(spec.inputs.len());
         for input in &spec.inputs {
             match input.digest(&self.index) {
-                Ok(digest) => inputs.push((input.label.clone(), digest)),
+                Ok(digest) => inputs.push((input.label.as_str(), digest)),
                 Err(err) => {
                     let why = RunReason::InputUnreadable {
                         input: input.label.clone(),
@@ -215,12 +225,11 @@ impl RunCache {
                 }
             }
         }
-        let skipped = DigestWriter::new("jobpool cache: skipped module").finish();
         let mut deps = Vec::with_capacity(dependencies.len());
         for (dep, digest) in dependencies {
             let digest = match digest {
                 DependencyDigest::Output(digest) => *digest,
-                DependencyDigest::Skipped => skipped,
+                DependencyDigest::Skipped => skipped(),
                 DependencyDigest::NotCached => {
                     let why = RunReason::DependencyNotCached {
                         dependency: dep.to_string(),
@@ -228,34 +237,44 @@ impl RunCache {
                     return LookUp::Miss(why, None);
                 }
             };
-            deps.push((dep.to_string(), digest));
+            deps.push((&**dep, digest));
         }
-        let record = fingerprint(name, shape, &spec.version, inputs, deps);
-        let previous = self.index.module(name);
+        let parts = Parts {
+            name,
+            shape,
+            version: &spec.version,
+            inputs: &inputs,
+            dependencies: &deps,
+        };
+        let fingerprint = parts.fingerprint();
         let why = if self.force_all || self.forced.contains(name) {
             RunReason::Forced
         } else {
-            match self.cache.read_entry(&record.fingerprint) {
+            let stored = match self.index.inline(&fingerprint) {
+                Some(payload) => {
+                    let digest = Digest::of(&payload);
+                    Ok(Some((payload, digest)))
+                }
+                None => self.cache.read_entry(&fingerprint),
+            };
+            match stored {
                 Ok(Some((payload, digest))) => match (spec.codec.decode)(&payload) {
                     Ok(output) => {
                         self.index
-                            .used(record.fingerprint, (payload.len() + 40) as u64);
-                        if !previous.is_some_and(|p| p.fingerprint == record.fingerprint) {
-                            self.index.record_module(name, record);
-                        }
+                            .record_module(name, fingerprint, || parts.record(fingerprint));
                         return LookUp::Hit(output, digest);
                     }
                     Err(err) => RunReason::EntryCorrupt {
                         detail: format!("cannot decode it: {err}"),
                     },
                 },
-                Ok(None) => why_miss(previous.as_ref(), &record),
+                Ok(None) => why_miss(self.index.module(name).as_ref(), &parts.record(fingerprint)),
                 Err(corrupt) => RunReason::EntryCorrupt {
                     detail: corrupt.to_string(),
                 },
             }
         };
-        LookUp::Miss(why, Some(Box::new(record)))
+        LookUp::Miss(why, Some(Box::new(parts.record(fingerprint))))
     }
 
     /// Stores a module's output under its fingerprint (`record`; with none, only its digest is
@@ -267,67 +286,111 @@ impl RunCache {
         record: Option<Box<ModuleRecord>>,
         codec: &Codec,
         output: &ErasedOutput,
-    ) -> (Option<Digest>, Option<String>) {
+    ) -> Stored {
         let payload = match (codec.encode)(output) {
             Ok(payload) => payload,
-            Err(err) => return (None, Some(format!("cannot encode the output: {err}"))),
-        };
-        let digest = Digest::of(&payload);
-        let Some(record) = record else {
-            return (Some(digest), None);
-        };
-        match self.cache.write_entry(&record.fingerprint, &payload) {
-            Ok(size) => {
-                self.index.used(record.fingerprint, size);
-                self.index.record_module(name, *record);
-                (Some(digest), None)
+            Err(err) => {
+                return Stored {
+                    digest: None,
+                    error: Some(format!("cannot encode the output: {err}")),
+                    in_index: false,
+                }
             }
-            Err(err) => (Some(digest), Some(err.to_string())),
+        };
+        let mut stored = Stored {
+            digest: Some(Digest::of(&payload)),
+            error: None,
+            in_index: false,
+        };
+        let Some(record) = record else {
+            return stored;
+        };
+        let fingerprint = record.fingerprint;
+        if payload.len() <= INLINE_MAX {
+            self.index.store_inline(fingerprint, payload);
+            stored.in_index = true;
+        } else {
+            match self.cache.write_entry(&fingerprint, &payload) {
+                Ok(size) => self.index.used(fingerprint, size),
+                Err(err) => {
+                    stored.error = Some(err.to_string());
+                    return stored;
+                }
+            }
         }
+        self.index.record_module(name, fingerprint, || *record);
+        stored
     }
 
     /// At the end of a run: writes the index back, and prunes the cache if it grew past its
     /// bound (not after a dry run, which removes nothing). Errors are not the run's: the
-    /// outputs are stored, and the index holds hints.
-    pub(crate) fn finish(&self, dry_run: bool) {
+    /// outputs are used, and the index holds hints and small entries.
+    ///
+    /// # Errors
+    ///
+    /// If the index could not be written: then the small entries stored in it during the run
+    /// are lost, and their modules must say so.
+    pub(crate) fn finish(&self, dry_run: bool) -> Result<(), String> {
         if !dry_run && self.index.entries_size() > self.cache.max_size() {
             let _ = self.cache.prune_with(&self.index);
         }
-        let _ = self
-            .index
-            .save(&self.cache.index_path(), &self.cache.tmp_dir());
+        self.index
+            .save(&self.cache.index_path(), &self.cache.tmp_dir())
+            .map_err(|err| format!("cannot write the cache's index: {err}"))
     }
 }
 
-/// The fingerprint of a module and what it is made of.
-fn fingerprint(
-    name: &str,
-    (output_type, tasks): (&'static str, usize),
-    version: &str,
-    inputs: Vec<(String, Digest)>,
-    dependencies: Vec<(String, Digest)>,
-) -> ModuleRecord {
-    let mut writer = DigestWriter::new("jobpool cache: module fingerprint");
-    writer
-        .field(name.as_bytes())
-        .field(version.as_bytes())
-        .field(output_type.as_bytes())
-        .field(&(tasks as u64).to_le_bytes());
-    writer.field(&(inputs.len() as u64).to_le_bytes());
-    for (label, digest) in &inputs {
-        writer.field(label.as_bytes()).digest(digest);
+/// The digest a module skipped by its condition gives its dependents' fingerprints.
+fn skipped() -> Digest {
+    static SKIPPED: OnceLock<Digest> = OnceLock::new();
+    *SKIPPED.get_or_init(|| DigestWriter::new("jobpool cache: skipped module").finish())
+}
+
+/// What a module's fingerprint is made of.
+struct Parts<'a> {
+    name: &'a str,
+    /// The output type's name and the number of tasks.
+    shape: (&'static str, usize),
+    version: &'a str,
+    /// Each input's label and digest.
+    inputs: &'a [(&'a str, Digest)],
+    /// Each dependency's name and output digest.
+    dependencies: &'a [(&'a str, Digest)],
+}
+
+impl Parts<'_> {
+    fn fingerprint(&self) -> Digest {
+        let (output_type, tasks) = self.shape;
+        let mut writer = DigestWriter::new("jobpool cache: module fingerprint");
+        writer
+            .field(self.name.as_bytes())
+            .field(self.version.as_bytes())
+            .field(output_type.as_bytes())
+            .field(&(tasks as u64).to_le_bytes());
+        writer.field(&(self.inputs.len() as u64).to_le_bytes());
+        for (label, digest) in self.inputs {
+            writer.field(label.as_bytes()).digest(digest);
+        }
+        writer.field(&(self.dependencies.len() as u64).to_le_bytes());
+        for (dep, digest) in self.dependencies {
+            writer.field(dep.as_bytes()).digest(digest);
+        }
+        writer.finish()
     }
-    writer.field(&(dependencies.len() as u64).to_le_bytes());
-    for (dep, digest) in &dependencies {
-        writer.field(dep.as_bytes()).digest(digest);
-    }
-    ModuleRecord {
-        fingerprint: writer.finish(),
-        version: version.to_owned(),
-        shape: (output_type.to_owned(), tasks as u64),
-        inputs,
-        dependencies,
-        at: now(),
+
+    /// The index's record of these parts, whose fingerprint is `fingerprint`.
+    fn record(&self, fingerprint: Digest) -> ModuleRecord {
+        let owned = |parts: &[(&str, Digest)]| -> Vec<(String, Digest)> {
+            parts.iter().map(|(l, d)| ((*l).to_owned(), *d)).collect()
+        };
+        ModuleRecord {
+            fingerprint,
+            version: self.version.to_owned(),
+            shape: (self.shape.0.to_owned(), self.shape.1 as u64),
+            inputs: owned(self.inputs),
+            dependencies: owned(self.dependencies),
+            at: now(),
+        }
     }
 }
 
@@ -416,13 +479,16 @@ mod tests {
 
     fn record(version: &str, inputs: &[(&str, u8)], deps: &[(&str, u8)]) -> ModuleRecord {
         let d = |b: u8| Digest([b; 32]);
-        fingerprint(
-            "m",
-            ("u8", 1),
+        let inputs: Vec<(&str, Digest)> = inputs.iter().map(|(l, b)| (*l, d(*b))).collect();
+        let deps: Vec<(&str, Digest)> = deps.iter().map(|(l, b)| (*l, d(*b))).collect();
+        let parts = Parts {
+            name: "m",
+            shape: ("u8", 1),
             version,
-            inputs.iter().map(|(l, b)| (l.to_string(), d(*b))).collect(),
-            deps.iter().map(|(l, b)| (l.to_string(), d(*b))).collect(),
-        )
+            inputs: &inputs,
+            dependencies: &deps,
+        };
+        parts.record(parts.fingerprint())
     }
 
     #[test]

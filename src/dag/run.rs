@@ -67,6 +67,7 @@
 use crate::observe::EventKind;
 use crate::scheduler::Registry;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,8 +106,11 @@ struct Run {
     dry_run: bool,
     started: Instant,
     state: Mutex<RunState>,
-    /// Wakes `run` once `RunState::finished` is set.
+    /// Wakes `run` once `RunState::finished` is set, and a driver helping on a worker when
+    /// there may be work for it.
     finished: Condvar,
+    /// A driver helping on a worker (`help_until_finished`) waits on `finished` for work.
+    helper_waiting: AtomicBool,
 }
 
 /// Everything about a run that its lock guards.
@@ -161,6 +165,9 @@ struct ModuleSlot {
     digest: Option<Digest>,
     #[cfg(feature = "cache")]
     cache_status: CacheStatus,
+    /// Its output was stored in the cache's index (a small one), written at the end of the run.
+    #[cfg(feature = "cache")]
+    stored_in_index: bool,
     /// What a dry run found it would do.
     #[cfg(feature = "cache")]
     plan: Option<CachePlan>,
@@ -298,6 +305,7 @@ fn execute(
             finished: false,
         }),
         finished: Condvar::new(),
+        helper_waiting: AtomicBool::new(false),
     });
     run.drain(run.state.lock());
 
@@ -314,8 +322,15 @@ fn execute(
     let slots = std::mem::take(&mut st.modules);
     drop(st);
     #[cfg(feature = "cache")]
-    if let Some(cache) = &run.cache {
-        cache.finish(run.dry_run);
+    let mut slots = slots;
+    #[cfg(feature = "cache")]
+    if let Some(Err(error)) = run.cache.as_ref().map(|cache| cache.finish(run.dry_run)) {
+        // The small entries of this run were to be kept in the index.
+        for slot in slots.iter_mut().filter(|slot| slot.stored_in_index) {
+            if let CacheStatus::Ran { store_error, .. } = &mut slot.cache_status {
+                *store_error = Some(error.clone());
+            }
+        }
     }
     (run, slots, elapsed)
 }
@@ -323,6 +338,17 @@ fn execute(
 impl Run {
     fn now(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Wakes a driver helping on a worker (`help_until_finished`), if one waits, to look for
+    /// work again. Only then: `run`'s own thread waits for the end of the run alone, and waking
+    /// it at every module's end would cost a thread switch each time. The flag is read without
+    /// the lock, so a helper that starts to wait just after may miss this wake-up; it looks
+    /// again within `LOOK_AGAIN` anyway.
+    fn wake_helper(&self) {
+        if self.helper_waiting.load(Relaxed) {
+            self.finished.notify_all();
+        }
     }
 
     /// On a worker of the run's pool: runs the tasks of the graph's jobs on the pool (the
@@ -354,7 +380,9 @@ impl Run {
             drop(running);
             st = self.state.lock();
             if !ran && !st.finished {
+                self.helper_waiting.store(true, Relaxed);
                 self.finished.wait_for(&mut st, LOOK_AGAIN);
+                self.helper_waiting.store(false, Relaxed);
             }
         }
         st
@@ -595,8 +623,7 @@ impl Run {
             }
         }
         self.drain(st);
-        // A driver helping on a worker (`help_until_finished`) looks for work again.
-        self.finished.notify_all();
+        self.wake_helper();
     }
 
     /// Keeps the canceller of a module's job just submitted and not ended yet, for fail-fast
@@ -615,7 +642,7 @@ impl Run {
         } else {
             st.modules[module].canceller = Some(canceller);
             // A driver helping on a worker has a new job to run.
-            self.finished.notify_all();
+            self.wake_helper();
             st
         }
     }
@@ -674,11 +701,12 @@ impl Run {
         let stored = self.store(module, &outcome);
         let mut st = self.state.lock();
         #[cfg(feature = "cache")]
-        if let Some((digest, error)) = stored {
+        if let Some(stored) = stored {
             let slot = &mut st.modules[module];
-            slot.digest = digest;
+            slot.digest = stored.digest;
+            slot.stored_in_index = stored.in_index;
             if let CacheStatus::Ran { store_error, .. } = &mut slot.cache_status {
-                *store_error = error;
+                *store_error = stored.error;
             }
         }
         st.modules[module].peak = probe.peak();
@@ -694,8 +722,7 @@ impl Run {
         let cancels = self.end(&mut st, module, state);
         let st = self.cancel_all(st, cancels);
         self.drain(st);
-        // A driver helping on a worker (`help_until_finished`) looks for work again.
-        self.finished.notify_all();
+        self.wake_helper();
     }
 
     /// Calls `cancels` with the lock released (a cancel may end a job on this thread).
@@ -870,7 +897,7 @@ impl Run {
                 let cancels = self.end(&mut st, module, ModuleState::Done);
                 let st = self.cancel_all(st, cancels);
                 self.drain(st);
-                self.finished.notify_all();
+                self.wake_helper();
                 return;
             }
             Ok(LookUp::Miss(why, record)) => (why, record),
@@ -884,7 +911,7 @@ impl Run {
                 let cancels = self.end(&mut st, module, ModuleState::Cancelled);
                 let st = self.cancel_all(st, cancels);
                 self.drain(st);
-                self.finished.notify_all();
+                self.wake_helper();
                 return;
             }
         };
@@ -897,17 +924,13 @@ impl Run {
         // The drainer starts it (or, in a dry run, ends it with its plan).
         st.ready.push_back(module);
         self.drain(st);
-        self.finished.notify_all();
+        self.wake_helper();
     }
 
     /// On the worker that ended a cached module's job with every task done: stores its output
     /// under its fingerprint (if its look-up found one), and returns the output's digest and
     /// the error that kept it from being stored, if any. `None` if the module is not cached.
-    fn store(
-        &self,
-        module: usize,
-        outcome: &JobOutcome,
-    ) -> Option<(Option<Digest>, Option<String>)> {
+    fn store(&self, module: usize, outcome: &JobOutcome) -> Option<super::incremental::Stored> {
         let (JobOutcome::Done(output), Some(cache), Some(spec)) =
             (outcome, &self.cache, &self.modules[module].cache)
         else {
