@@ -534,15 +534,36 @@ impl Run {
         module: usize,
     ) -> MutexGuard<'a, RunState> {
         st.modules[module].condition = ConditionStage::Asking;
+        self.submit_step(
+            st,
+            module,
+            move |run| run.ask_condition(module),
+            move |run, answer| run.condition_answered(module, answer),
+            |slot| slot.condition == ConditionStage::Asking,
+        )
+    }
+
+    /// Submits `task`, a step of `module` before its tasks (asking its condition, looking it
+    /// up), as a job of its own of one task, whose end comes to `on_end`; keeps the job's
+    /// canceller (for fail-fast, and for a driver helping on a worker) while `pending` says the
+    /// module still waits for it. Returns with the lock held again.
+    fn submit_step<'a, T: Send + 'static>(
+        self: &'a Arc<Self>,
+        st: MutexGuard<'a, RunState>,
+        module: usize,
+        task: impl FnOnce(&Run) -> T + Send + 'static,
+        on_end: impl FnOnce(&Arc<Run>, Result<Vec<T>, JobError<T>>) + Send + 'static,
+        pending: fn(&ModuleSlot) -> bool,
+    ) -> MutexGuard<'a, RunState> {
         let Some(pool) = st.pool.clone() else {
             unreachable!("the run holds its pool until every module has ended");
         };
         drop(st);
-        let question = {
+        let step = {
             let run = self.clone();
-            move || run.ask_condition(module)
+            move || task(&run)
         };
-        let submitted = pool.try_submit([question], 1);
+        let submitted = pool.try_submit([step], 1);
         drop(pool);
         let Ok(job) = submitted else {
             // The pool was shut down: nothing of the module runs.
@@ -551,16 +572,13 @@ impl Run {
             return st;
         };
         let canceller = job.canceller();
-        let on_end = {
-            let run = self.clone();
-            move |answer| run.condition_answered(module, answer)
-        };
-        job.on_finish(on_end);
+        let run = self.clone();
+        job.on_finish(move |result| on_end(&run, result));
         let st = self.state.lock();
-        if st.modules[module].condition == ConditionStage::Asking {
+        if pending(&st.modules[module]) {
             self.keep_canceller(st, module, canceller)
         } else {
-            // The job ended already, and `condition_answered` has run.
+            // The job ended already, and `on_end` has run.
             st
         }
     }
@@ -818,35 +836,13 @@ impl Run {
         slot.looking = true;
         slot.start = Some(self.now());
         self.emit(&st, module, None);
-        let Some(pool) = st.pool.clone() else {
-            unreachable!("the run holds its pool until every module has ended");
-        };
-        drop(st);
-        let task = {
-            let run = self.clone();
-            move || run.look_up_task(module)
-        };
-        let submitted = pool.try_submit([task], 1);
-        drop(pool);
-        let Ok(job) = submitted else {
-            // The pool was shut down: nothing of the module runs.
-            let mut st = self.state.lock();
-            let _not_a_failure = self.end(&mut st, module, ModuleState::Cancelled);
-            return st;
-        };
-        let canceller = job.canceller();
-        let on_end = {
-            let run = self.clone();
-            move |found| run.looked_up(module, found)
-        };
-        job.on_finish(on_end);
-        let st = self.state.lock();
-        if st.modules[module].looking {
-            self.keep_canceller(st, module, canceller)
-        } else {
-            // The job ended already, and `looked_up` has run.
-            st
-        }
+        self.submit_step(
+            st,
+            module,
+            move |run| run.look_up_task(module),
+            move |run, found| run.looked_up(module, found),
+            |slot| slot.looking,
+        )
     }
 
     /// The task of a look-up's job, on a worker.
