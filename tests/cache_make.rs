@@ -456,3 +456,38 @@ fn inputs_of_an_uncached_module_are_refused() {
         .unwrap()
         .input_env("HOME");
 }
+
+/// A run that leaves the cache over its bound removes the least recently used entries.
+#[test]
+fn a_run_keeps_the_cache_within_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::new(2);
+    let graph = |names: &[&'static str]| {
+        let mut dag = Dag::new();
+        for &name in names {
+            dag.cached_module(
+                name,
+                1,
+                [move |_: &Context| -> TaskResult<Vec<u8>> { Ok(name.as_bytes().repeat(1000)) }],
+            )
+            .unwrap();
+        }
+        dag
+    };
+    let roomy = Cache::open(dir.path()).unwrap();
+    graph(&["old"])
+        .run_with(&pool, RunOptions::new().cache(&roomy))
+        .unwrap();
+    let one_entry = roomy.size().unwrap();
+    // Room for one entry of each size only: the run's own entry stays, the older one goes.
+    let bounded = roomy.clone().with_max_size(one_entry + 100);
+    graph(&["new"])
+        .run_with(&pool, RunOptions::new().cache(&bounded))
+        .unwrap();
+    assert!(bounded.size().unwrap() <= one_entry + 100);
+    let report = graph(&["old", "new"])
+        .run_with(&pool, RunOptions::new().cache(&roomy))
+        .unwrap();
+    assert!(!report.module("old").unwrap().cache_status().is_hit());
+    assert!(report.module("new").unwrap().cache_status().is_hit());
+}

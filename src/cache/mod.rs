@@ -611,6 +611,48 @@ mod tests {
     use std::sync::Barrier;
 
     #[test]
+    fn pruning_removes_the_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::default();
+        let cache = Cache::open(dir.path()).unwrap();
+        let payload = [7u8; 300];
+        let entry = |name: &str| Digest::of(name.as_bytes());
+        let mut size = 0;
+        for name in ["a", "b", "c"] {
+            size = cache.write_entry(&entry(name), &payload).unwrap();
+            index.used(entry(name), size);
+        }
+        let small = entry("small");
+        index.store_inline(small, vec![1; 10]);
+        // Last used: a, then small, then c, then b (seconds after the epoch), by the index and
+        // by the files' times alike.
+        let order = [("a", 1), ("small", 2), ("c", 3), ("b", 4)];
+        index.with(|data| {
+            for (name, at) in order {
+                data.entries.get_mut(&entry(name)).unwrap().last_used = at * 1_000_000_000;
+            }
+        });
+        for (name, at) in order.into_iter().filter(|(name, _)| *name != "small") {
+            let time = std::time::UNIX_EPOCH + Duration::from_secs(at as u64);
+            let file = fs::File::options()
+                .write(true)
+                .open(cache.entry_path(&entry(name)));
+            file.unwrap().set_modified(time).unwrap();
+        }
+        let exists = |name: &str| cache.entry_path(&entry(name)).exists();
+        let bounded = |bytes: u64| cache.clone().with_max_size(bytes);
+
+        let pruned = bounded(2 * size + 10).prune_with(&index).unwrap();
+        assert_eq!((pruned.entries_removed, pruned.bytes_freed), (1, size));
+        assert!(!exists("a") && exists("b") && exists("c"));
+        let pruned = bounded(size).prune_with(&index).unwrap();
+        assert_eq!(pruned.entries_removed, 2, "the small entry, then c");
+        assert!(index.inline(&small).is_none());
+        assert!(!exists("c") && exists("b"));
+        assert_eq!(pruned.bytes_kept, size);
+    }
+
+    #[test]
     fn threads_may_open_one_cache_at_the_same_moment() {
         let dir = tempfile::tempdir().unwrap();
         let threads = 4;
