@@ -48,6 +48,8 @@
 
 #[cfg(feature = "cache")]
 mod cache;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod dag;
 mod error;
 mod human;

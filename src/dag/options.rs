@@ -122,7 +122,7 @@ impl RunOptions {
     /// `make hello world` builds only those targets. Every other module is reported skipped
     /// ([`SkipReason::NotNeeded`]), and [`Dag::run_with`](crate::Dag::run_with) fails with
     /// [`DagError::UnknownModule`](crate::DagError::UnknownModule) if a target is not in the
-    /// graph. With a [`cache`](Self::cache), what can be re-used is.
+    /// graph. With a cache (`RunOptions::cache`, feature `cache`), what can be re-used is.
     ///
     /// # Examples
     ///

@@ -7,7 +7,7 @@ mod builder;
 mod chunk;
 mod future;
 mod handle;
-mod retry;
+pub(crate) mod retry;
 #[cfg(test)]
 mod run_stage_tests;
 mod state;

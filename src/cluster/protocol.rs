@@ -1,0 +1,122 @@
+//! What lives on the broker (see `README.md` beside this file): the streams, their subjects,
+//! and the messages, encoded with postcard.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use serde::{Deserialize, Serialize};
+
+use super::ClusterError;
+
+/// The stream of job records.
+pub(crate) const JOBS: &str = "JOBPOOL_JOBS";
+/// The work queue of tasks.
+pub(crate) const TASKS: &str = "JOBPOOL_TASKS";
+/// The stream of results.
+pub(crate) const RESULTS: &str = "JOBPOOL_RESULTS";
+
+/// How long results and job records are kept.
+const KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub(crate) fn job_subject(job: &str) -> String {
+    format!("jobpool.job.{job}")
+}
+
+pub(crate) fn task_subject(job: &str) -> String {
+    format!("jobpool.task.{job}")
+}
+
+pub(crate) fn result_subject(job: &str) -> String {
+    format!("jobpool.result.{job}")
+}
+
+pub(crate) fn consumer_name(job: &str) -> String {
+    format!("job-{job}")
+}
+
+/// A job's record, in `JOBPOOL_JOBS`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct JobRecord {
+    pub(crate) id: String,
+    pub(crate) task_type: String,
+    pub(crate) tasks: u64,
+    pub(crate) cap: u64,
+    /// Higher runs first.
+    pub(crate) priority: i8,
+    /// When it was submitted, in milliseconds since the Unix epoch (older runs first among
+    /// equal priorities).
+    pub(crate) submitted_ms: u64,
+    pub(crate) cancelled: bool,
+}
+
+/// One task, in `JOBPOOL_TASKS`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TaskMessage {
+    pub(crate) index: u64,
+    /// The argument, serialized by the submitter.
+    pub(crate) argument: Vec<u8>,
+}
+
+/// How one task ended, in `JOBPOOL_RESULTS`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ResultMessage {
+    pub(crate) index: u64,
+    /// The attempt that gave it (1 for the first delivery).
+    pub(crate) attempt: u64,
+    /// The output serialized by the worker, or the error, in words.
+    pub(crate) outcome: Result<Vec<u8>, String>,
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ClusterError> {
+    postcard::to_stdvec(value).map_err(|err| ClusterError::Encoding(err.to_string()))
+}
+
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ClusterError> {
+    postcard::from_bytes(bytes).map_err(|err| ClusterError::Encoding(err.to_string()))
+}
+
+/// Creates the three streams if they do not exist (any process may, first).
+pub(crate) async fn ensure_streams(js: &jetstream::Context) -> Result<(), ClusterError> {
+    let configs = [
+        stream::Config {
+            name: JOBS.to_owned(),
+            subjects: vec!["jobpool.job.*".to_owned()],
+            max_messages_per_subject: 1,
+            max_age: KEPT_FOR,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        },
+        stream::Config {
+            name: TASKS.to_owned(),
+            subjects: vec!["jobpool.task.*".to_owned()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        },
+        stream::Config {
+            name: RESULTS.to_owned(),
+            subjects: vec!["jobpool.result.*".to_owned()],
+            max_age: KEPT_FOR,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        },
+    ];
+    for config in configs {
+        js.get_or_create_stream(config)
+            .await
+            .map_err(|err| ClusterError::Broker(format!("cannot create a stream: {err}")))?;
+    }
+    Ok(())
+}
+
+/// The configuration of a job's consumer: its cap is `MaxAckPending`.
+pub(crate) fn consumer_config(job: &str, cap: u64, ack_wait: Duration) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(consumer_name(job)),
+        filter_subject: task_subject(job),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait,
+        max_ack_pending: i64::try_from(cap).unwrap_or(i64::MAX),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,509 @@
+//! Submitting jobs to the cluster, and collecting their results.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, consumer, message::PublishMessage};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::protocol::{self, JobRecord, ResultMessage, TaskMessage};
+use super::{runtime, Broker, ClusterError, TaskType};
+use crate::Priority;
+
+/// Submits jobs to the cluster's workers, and attaches to jobs submitted before.
+///
+/// # Examples
+///
+/// ```no_run
+/// use jobpool::cluster::{Broker, Submitter, TaskTypes};
+///
+/// let mut types = TaskTypes::new();
+/// let square = types.register("square", |x: u64| Ok(x * x));
+/// let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+/// let job = submitter.submit(&square, 0..100u64, 5)?; // at most 5 at once, cluster-wide
+/// println!("job {}", job.id()); // keep it to attach again after a restart
+/// let squares: Vec<u64> = job.wait()?.into_iter().collect::<Result<_, _>>()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Submitter {
+    shared: Arc<Shared>,
+}
+
+/// What a submitter and its jobs share.
+struct Shared {
+    runtime: tokio::runtime::Runtime,
+    js: jetstream::Context,
+    ack_wait: Duration,
+}
+
+impl Submitter {
+    /// Connects to `broker`.
+    ///
+    /// # Errors
+    ///
+    /// If the broker cannot be reached in 10 s, refuses the login, or cannot create the
+    /// cluster's streams.
+    pub fn connect(broker: &Broker) -> Result<Submitter, ClusterError> {
+        let runtime = runtime()?;
+        let js = runtime.block_on(broker.connect())?;
+        Ok(Submitter {
+            shared: Arc::new(Shared {
+                runtime,
+                js,
+                ack_wait: broker.ack_wait,
+            }),
+        })
+    }
+
+    /// Submits a job: one task of type `task_type` per argument, of which at most `cap` run
+    /// at once across the cluster, at [`Priority::Normal`].
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::ZeroCap`], an argument that does not serialize, or the broker's.
+    pub fn submit<A, O, I>(
+        &self,
+        task_type: &TaskType<A, O>,
+        arguments: I,
+        cap: usize,
+    ) -> Result<RemoteJob<O>, ClusterError>
+    where
+        A: Serialize,
+        O: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.submit_with_priority(task_type, arguments, cap, Priority::Normal)
+    }
+
+    /// [`submit`](Self::submit), at `priority`: workers take the tasks of higher priority jobs
+    /// first (then those of older jobs).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub fn submit_with_priority<A, O, I>(
+        &self,
+        task_type: &TaskType<A, O>,
+        arguments: I,
+        cap: usize,
+        priority: Priority,
+    ) -> Result<RemoteJob<O>, ClusterError>
+    where
+        A: Serialize,
+        O: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        if cap == 0 {
+            return Err(ClusterError::ZeroCap);
+        }
+        let tasks: Vec<Vec<u8>> = arguments
+            .into_iter()
+            .map(|argument| protocol::encode(&argument))
+            .collect::<Result<_, _>>()?;
+        let record = JobRecord {
+            id: new_job_id(),
+            task_type: task_type.name().to_owned(),
+            tasks: tasks.len() as u64,
+            cap: cap as u64,
+            priority: priority_rank(priority),
+            submitted_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            cancelled: false,
+        };
+        let shared = &self.shared;
+        shared.runtime.block_on(async {
+            let js = &shared.js;
+            let tasks_stream = js
+                .get_stream(protocol::TASKS)
+                .await
+                .map_err(|err| ClusterError::Broker(err.to_string()))?;
+            tasks_stream
+                .create_consumer(protocol::consumer_config(
+                    &record.id,
+                    record.cap,
+                    shared.ack_wait,
+                ))
+                .await
+                .map_err(|err| {
+                    ClusterError::Broker(format!("cannot create the job's consumer: {err}"))
+                })?;
+            publish_record(js, &record).await?;
+            let mut acks = Vec::with_capacity(tasks.len());
+            for (index, argument) in tasks.into_iter().enumerate() {
+                let message = TaskMessage {
+                    index: index as u64,
+                    argument,
+                };
+                let publish = PublishMessage::build()
+                    .payload(protocol::encode(&message)?.into())
+                    .message_id(format!("{}.{index}", record.id));
+                let ack = js
+                    .send_publish(protocol::task_subject(&record.id), publish)
+                    .await
+                    .map_err(|err| ClusterError::Broker(format!("cannot publish a task: {err}")))?;
+                acks.push(ack);
+            }
+            for ack in acks {
+                ack.await
+                    .map_err(|err| ClusterError::Broker(format!("a task was not stored: {err}")))?;
+            }
+            Ok::<(), ClusterError>(())
+        })?;
+        Ok(RemoteJob::new(self.shared.clone(), record))
+    }
+
+    /// The job of id `job`, submitted before (by this process or another, perhaps one that
+    /// died): its results, those stored before this call included, are collected as for a job
+    /// just submitted.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::UnknownJob`] if no job has this id, [`ClusterError::UnknownTaskType`]
+    /// if it is not of type `task_type`, or the broker's.
+    pub fn attach<A, O>(
+        &self,
+        task_type: &TaskType<A, O>,
+        job: &str,
+    ) -> Result<RemoteJob<O>, ClusterError>
+    where
+        O: DeserializeOwned,
+    {
+        let record = self
+            .shared
+            .runtime
+            .block_on(read_record(&self.shared.js, job))?;
+        if record.task_type != task_type.name() {
+            return Err(ClusterError::UnknownTaskType(format!(
+                "{} (job {job} is of type {})",
+                task_type.name(),
+                record.task_type
+            )));
+        }
+        Ok(RemoteJob::new(self.shared.clone(), record))
+    }
+}
+
+impl fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submitter").finish_non_exhaustive()
+    }
+}
+
+/// Where a priority stands among others: higher runs first.
+fn priority_rank(priority: Priority) -> i8 {
+    match priority {
+        Priority::Low => -1,
+        Priority::Normal => 0,
+        Priority::High => 1,
+    }
+}
+
+/// A new job id: 128 random bits, in hexadecimal.
+fn new_job_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut words = [0u64; 2];
+    for (n, word) in words.iter_mut().enumerate() {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Relaxed));
+        hasher.write_u32(std::process::id());
+        hasher.write_usize(n);
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        *word = hasher.finish();
+    }
+    format!("{:016x}{:016x}", words[0], words[1])
+}
+
+async fn publish_record(js: &jetstream::Context, record: &JobRecord) -> Result<(), ClusterError> {
+    js.publish(
+        protocol::job_subject(&record.id),
+        protocol::encode(record)?.into(),
+    )
+    .await
+    .map_err(|err| ClusterError::Broker(format!("cannot publish the job's record: {err}")))?
+    .await
+    .map_err(|err| ClusterError::Broker(format!("the job's record was not stored: {err}")))?;
+    Ok(())
+}
+
+async fn read_record(js: &jetstream::Context, job: &str) -> Result<JobRecord, ClusterError> {
+    let jobs = js
+        .get_stream(protocol::JOBS)
+        .await
+        .map_err(|err| ClusterError::Broker(err.to_string()))?;
+    let message = jobs
+        .get_last_raw_message_by_subject(&protocol::job_subject(job))
+        .await
+        .map_err(|_| ClusterError::UnknownJob(job.to_owned()))?;
+    protocol::decode(&message.payload)
+}
+
+/// Why a task of a remote job has no output.
+///
+/// # Examples
+///
+/// ```
+/// let failure = jobpool::cluster::RemoteFailure::cancelled();
+/// assert_eq!(failure.to_string(), "cancelled before it ran");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFailure {
+    message: String,
+    attempt: u64,
+}
+
+impl RemoteFailure {
+    /// The failure of a task that never ran: its job was cancelled first.
+    pub fn cancelled() -> RemoteFailure {
+        RemoteFailure {
+            message: "cancelled before it ran".to_owned(),
+            attempt: 0,
+        }
+    }
+
+    /// The error, in words (the task's own error, a panic's message, or why the task could
+    /// not run).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The attempt that failed, from 1 (0 for a task that never ran).
+    pub fn attempt(&self) -> u64 {
+        self.attempt
+    }
+}
+
+impl fmt::Display for RemoteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RemoteFailure {}
+
+/// A job running on the cluster: its results as they arrive, in order once all have.
+///
+/// Any number of processes may hold a `RemoteJob` of one job (see [`Submitter::attach`]).
+pub struct RemoteJob<O> {
+    shared: Arc<Shared>,
+    record: Mutex<JobRecord>,
+    collected: Mutex<Collected>,
+    output: PhantomData<fn() -> O>,
+}
+
+/// The results read so far.
+struct Collected {
+    /// Per task: its outcome, once known.
+    outcomes: Vec<Option<Result<Vec<u8>, RemoteFailure>>>,
+    known: usize,
+    /// The results stream, read from its start.
+    reader: Option<consumer::pull::Ordered>,
+}
+
+impl<O: DeserializeOwned> RemoteJob<O> {
+    fn new(shared: Arc<Shared>, record: JobRecord) -> RemoteJob<O> {
+        let outcomes = (0..record.tasks).map(|_| None).collect();
+        RemoteJob {
+            shared,
+            record: Mutex::new(record),
+            collected: Mutex::new(Collected {
+                outcomes,
+                known: 0,
+                reader: None,
+            }),
+            output: PhantomData,
+        }
+    }
+
+    /// The job's id: give it to [`Submitter::attach`] to collect the results elsewhere.
+    pub fn id(&self) -> String {
+        self.record.lock().id.clone()
+    }
+
+    /// How many tasks have a result, and how many the job has.
+    ///
+    /// # Errors
+    ///
+    /// The broker's.
+    pub fn progress(&self) -> Result<(usize, usize), ClusterError> {
+        let mut collected = self.collected.lock();
+        self.read(&mut collected, Some(Duration::from_millis(5)))?;
+        Ok((collected.known, collected.outcomes.len()))
+    }
+
+    /// Blocks until every task has a result; returns them in the order of the arguments.
+    ///
+    /// # Errors
+    ///
+    /// The broker's, or an output that does not deserialize as `O`.
+    pub fn wait(&self) -> Result<Vec<Result<O, RemoteFailure>>, ClusterError> {
+        let mut collected = self.collected.lock();
+        while collected.known < collected.outcomes.len() {
+            if self.record.lock().cancelled {
+                self.read(&mut collected, Some(Duration::from_millis(200)))?;
+                break;
+            }
+            self.read(&mut collected, Some(Duration::from_millis(200)))?;
+        }
+        if collected.known == collected.outcomes.len() {
+            // Every task has its result: the job's consumer has no more work. (Best effort:
+            // a consumer left behind holds no task, and workers forget its job.)
+            let id = self.record.lock().id.clone();
+            let shared = &self.shared;
+            shared.runtime.block_on(async {
+                if let Ok(tasks) = shared.js.get_stream(protocol::TASKS).await {
+                    let _ = tasks.delete_consumer(&protocol::consumer_name(&id)).await;
+                }
+            });
+        }
+        collected
+            .outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Some(Ok(bytes)) => Ok(Ok(protocol::decode(bytes)?)),
+                Some(Err(failure)) => Ok(Err(failure.clone())),
+                None => Ok(Err(RemoteFailure::cancelled())),
+            })
+            .collect()
+    }
+
+    /// Stops the job: tasks not handed to a worker yet never run, and are reported as
+    /// cancelled; tasks running finish, and their results are kept.
+    ///
+    /// # Errors
+    ///
+    /// The broker's.
+    pub fn cancel(&self) -> Result<(), ClusterError> {
+        let mut record = self.record.lock();
+        record.cancelled = true;
+        let shared = &self.shared;
+        shared.runtime.block_on(async {
+            publish_record(&shared.js, &record).await?;
+            let tasks = shared
+                .js
+                .get_stream(protocol::TASKS)
+                .await
+                .map_err(|err| ClusterError::Broker(err.to_string()))?;
+            tasks
+                .purge()
+                .filter(protocol::task_subject(&record.id))
+                .await
+                .map_err(|err| ClusterError::Broker(format!("cannot drop the tasks: {err}")))?;
+            Ok(())
+        })
+    }
+
+    /// Changes the job's cap, cluster-wide: with a lower cap, running tasks finish and no new
+    /// one starts until fewer than the new cap run.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::ZeroCap`], or the broker's.
+    pub fn set_cap(&self, cap: usize) -> Result<(), ClusterError> {
+        if cap == 0 {
+            return Err(ClusterError::ZeroCap);
+        }
+        let mut record = self.record.lock();
+        record.cap = cap as u64;
+        let shared = &self.shared;
+        shared.runtime.block_on(async {
+            let tasks = shared
+                .js
+                .get_stream(protocol::TASKS)
+                .await
+                .map_err(|err| ClusterError::Broker(err.to_string()))?;
+            tasks
+                .update_consumer(protocol::consumer_config(
+                    &record.id,
+                    record.cap,
+                    shared.ack_wait,
+                ))
+                .await
+                .map_err(|err| ClusterError::Broker(format!("cannot change the cap: {err}")))?;
+            publish_record(&shared.js, &record).await
+        })
+    }
+
+    /// Reads the results stored since the last read, until every task has one, or the stream
+    /// has been quiet for `quiet` (for ever if `None`).
+    fn read(&self, collected: &mut Collected, quiet: Option<Duration>) -> Result<(), ClusterError> {
+        let id = self.record.lock().id.clone();
+        let shared = &self.shared;
+        shared.runtime.block_on(async {
+            if collected.reader.is_none() {
+                let results = shared
+                    .js
+                    .get_stream(protocol::RESULTS)
+                    .await
+                    .map_err(|err| ClusterError::Broker(err.to_string()))?;
+                let reader = results
+                    .create_consumer(consumer::pull::OrderedConfig {
+                        filter_subject: protocol::result_subject(&id),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|err| ClusterError::Broker(err.to_string()))?
+                    .messages()
+                    .await
+                    .map_err(|err| ClusterError::Broker(err.to_string()))?;
+                collected.reader = Some(reader);
+            }
+            let Some(reader) = collected.reader.as_mut() else {
+                unreachable!("made just above");
+            };
+            while collected.known < collected.outcomes.len() {
+                let next = match quiet {
+                    Some(quiet) => match tokio::time::timeout(quiet, reader.next()).await {
+                        Ok(next) => next,
+                        Err(_) => return Ok(()),
+                    },
+                    None => reader.next().await,
+                };
+                let Some(message) = next else {
+                    return Err(ClusterError::Broker("the results stream ended".to_owned()));
+                };
+                let message = message.map_err(|err| ClusterError::Broker(err.to_string()))?;
+                let result: ResultMessage = protocol::decode(&message.payload)?;
+                let Some(slot) = collected.outcomes.get_mut(result.index as usize) else {
+                    continue;
+                };
+                if slot.is_none() {
+                    *slot = Some(result.outcome.map_err(|message| RemoteFailure {
+                        message,
+                        attempt: result.attempt,
+                    }));
+                    collected.known += 1;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<O> Drop for RemoteJob<O> {
+    fn drop(&mut self) {
+        // The reader's subscription unsubscribes from the client's runtime.
+        let _inside = self.shared.runtime.enter();
+        drop(self.collected.get_mut().reader.take());
+    }
+}
+
+impl<O> fmt::Debug for RemoteJob<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJob")
+            .field("id", &self.record.lock().id)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,473 @@
+//! A worker process's side: pulling tasks from the jobs' consumers and running them on a local
+//! pool; see `README.md` beside this file for the protocol.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, AckKind};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use super::protocol::{self, JobRecord, ResultMessage, TaskMessage};
+use super::registry::{Attempt, ErasedType};
+use super::{runtime, Broker, ClusterError, TaskTypes};
+use crate::job::retry::Decision;
+use crate::{Pool, TaskError};
+
+/// The largest result a worker publishes; a larger one is replaced by an error that says so
+/// (the server's default maximum payload is 1 MiB).
+const MAX_RESULT: usize = 900 * 1024;
+
+/// How long the broker may hold a worker's request for a job's tasks before it answers with
+/// none.
+const PULL_EXPIRES: Duration = Duration::from_millis(10);
+
+/// How long a worker with nothing to do waits before it looks again at its jobs' consumers
+/// (sooner if a job is submitted or a task of its own ends).
+const IDLE_LOOK: Duration = Duration::from_millis(20);
+
+/// A process's worker: runs the tasks of the task types it knows, on a local pool, as the
+/// broker hands them out; see the [module docs](super).
+///
+/// # Examples
+///
+/// ```no_run
+/// use jobpool::cluster::{Broker, TaskTypes, Worker};
+///
+/// let mut types = TaskTypes::new();
+/// types.register("square", |x: u64| Ok(x * x));
+/// let worker = Worker::start(&Broker::new("nats://127.0.0.1:4222"), types, 8)?;
+/// worker.run_until_signal()?; // until SIGTERM or Ctrl-C, then finishes what it holds
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Worker {
+    runtime: tokio::runtime::Runtime,
+    state: Arc<WorkerState>,
+    main: Option<tokio::task::JoinHandle<Result<(), ClusterError>>>,
+}
+
+/// What the worker's loops share.
+struct WorkerState {
+    js: jetstream::Context,
+    types: TaskTypes,
+    pool: Pool,
+    threads: usize,
+    ack_wait: Duration,
+    /// The jobs it knows, by id.
+    jobs: Mutex<HashMap<String, JobRecord>>,
+    /// Tasks fetched and not yet answered.
+    in_flight: AtomicUsize,
+    /// Stop fetching (then finish what it holds).
+    stopping: AtomicBool,
+    /// Something changed: a job, or a task ended.
+    changed: Notify,
+    /// Tasks run, for the caller.
+    ran: AtomicUsize,
+}
+
+/// A task fetched, with how its attempt ended.
+struct Ended {
+    message: jetstream::Message,
+    job: String,
+    index: u64,
+    attempt: u64,
+    outcome: Result<Attempt, TaskError>,
+    task_type: Arc<ErasedType>,
+}
+
+impl Worker {
+    /// Connects to `broker`, starts a local pool of `threads` threads, and starts running the
+    /// tasks of the task types in `types`. It runs until [`stop`](Self::stop) or, with
+    /// [`run_until_signal`](Self::run_until_signal), until the process is told to stop.
+    ///
+    /// # Errors
+    ///
+    /// As [`Submitter::connect`](super::Submitter::connect).
+    ///
+    /// # Panics
+    ///
+    /// If `threads` is 0.
+    pub fn start(
+        broker: &Broker,
+        types: TaskTypes,
+        threads: usize,
+    ) -> Result<Worker, ClusterError> {
+        assert!(
+            threads > 0,
+            "Worker::start: a worker needs at least one thread"
+        );
+        let runtime = runtime()?;
+        let js = runtime.block_on(broker.connect())?;
+        let state = Arc::new(WorkerState {
+            js,
+            types,
+            pool: Pool::new(threads),
+            threads,
+            ack_wait: broker.ack_wait,
+            jobs: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            changed: Notify::new(),
+            ran: AtomicUsize::new(0),
+        });
+        let main = runtime.spawn(state.clone().main());
+        Ok(Worker {
+            runtime,
+            state,
+            main: Some(main),
+        })
+    }
+
+    /// Blocks until the process gets SIGTERM or SIGINT (Ctrl-C), then stops as
+    /// [`stop`](Self::stop) does: nothing it holds is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`stop`](Self::stop).
+    pub fn run_until_signal(self) -> Result<usize, ClusterError> {
+        self.runtime.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut terminate = signal(SignalKind::terminate())
+                    .map_err(|err| ClusterError::Connect(format!("cannot watch SIGTERM: {err}")))?;
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            Ok::<(), ClusterError>(())
+        })?;
+        self.stop()
+    }
+
+    /// Stops taking tasks, finishes the tasks it holds and reports their results, and returns
+    /// how many tasks it ran.
+    ///
+    /// # Errors
+    ///
+    /// The broker's error that ended the worker's loop early, if one did.
+    pub fn stop(mut self) -> Result<usize, ClusterError> {
+        self.state.stopping.store(true, Relaxed);
+        self.state.changed.notify_one();
+        let ended = match self.main.take() {
+            Some(main) => self.runtime.block_on(main).unwrap_or_else(|err| {
+                Err(ClusterError::Broker(format!("the worker failed: {err}")))
+            }),
+            None => Ok(()),
+        };
+        ended.map(|()| self.state.ran.load(Relaxed))
+    }
+
+    /// How many tasks it has run so far.
+    pub fn tasks_run(&self) -> usize {
+        self.state.ran.load(Relaxed)
+    }
+}
+
+impl Drop for Worker {
+    /// Stops as [`stop`](Self::stop) does, if it was not stopped: a worker dropped finishes
+    /// and reports the tasks it holds.
+    fn drop(&mut self) {
+        if let Some(main) = self.main.take() {
+            self.state.stopping.store(true, Relaxed);
+            self.state.changed.notify_one();
+            let _ = self.runtime.block_on(main);
+        }
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("threads", &self.state.threads)
+            .field("tasks_run", &self.tasks_run())
+            .finish()
+    }
+}
+
+impl WorkerState {
+    /// Follows the jobs, fetches and answers tasks until told to stop and nothing is in
+    /// flight.
+    async fn main(self: Arc<Self>) -> Result<(), ClusterError> {
+        let follower = tokio::spawn(self.clone().follow_jobs());
+        let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<Ended>();
+        let mut consumers: HashMap<String, consumer::PullConsumer> = HashMap::new();
+        let mut last_heartbeat = tokio::time::Instant::now();
+        let mut held: Vec<(jetstream::Message, Arc<AtomicBool>)> = Vec::new();
+        loop {
+            // Answer the tasks that ended, each on a task of its own: a slow publish holds
+            // back no other answer, and no fetch.
+            while let Ok(ended) = ended_rx.try_recv() {
+                tokio::spawn(self.clone().answer(ended));
+            }
+            held.retain(|(_, done)| !done.load(Relaxed));
+            if last_heartbeat.elapsed() >= self.ack_wait / 3 {
+                // Still at it: the broker restarts the ack wait of each task held.
+                last_heartbeat = tokio::time::Instant::now();
+                for (message, _) in &held {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
+            let stopping = self.stopping.load(Relaxed);
+            let in_flight = self.in_flight.load(Relaxed);
+            if stopping && in_flight == 0 {
+                break;
+            }
+            let mut fetched = 0;
+            if !stopping && in_flight < self.threads {
+                fetched = self
+                    .fetch(
+                        &mut consumers,
+                        self.threads - in_flight,
+                        &ended_tx,
+                        &mut held,
+                    )
+                    .await;
+            }
+            if fetched == 0 {
+                tokio::select! {
+                    ended = ended_rx.recv() => {
+                        if let Some(ended) = ended {
+                            tokio::spawn(self.clone().answer(ended));
+                        }
+                    }
+                    _ = self.changed.notified() => {}
+                    _ = tokio::time::sleep(IDLE_LOOK) => {}
+                }
+            }
+        }
+        follower.abort();
+        Ok(())
+    }
+
+    /// Reads the job records from the start, and keeps `jobs` up to date.
+    async fn follow_jobs(self: Arc<Self>) -> Result<(), ClusterError> {
+        let stream = self
+            .js
+            .get_stream(protocol::JOBS)
+            .await
+            .map_err(|err| ClusterError::Broker(err.to_string()))?;
+        let mut records = stream
+            .create_consumer(consumer::pull::OrderedConfig::default())
+            .await
+            .map_err(|err| ClusterError::Broker(err.to_string()))?
+            .messages()
+            .await
+            .map_err(|err| ClusterError::Broker(err.to_string()))?;
+        while let Some(message) = records.next().await {
+            let Ok(message) = message else { continue };
+            // A record that does not decode is not a job this version knows: skip it.
+            let Ok(record) = protocol::decode::<JobRecord>(&message.payload) else {
+                continue;
+            };
+            self.jobs.lock().insert(record.id.clone(), record);
+            self.changed.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Fetches up to `free` tasks from the jobs' consumers, highest priority and oldest job
+    /// first, and starts them on the pool; returns how many it fetched.
+    async fn fetch(
+        self: &Arc<Self>,
+        consumers: &mut HashMap<String, consumer::PullConsumer>,
+        mut free: usize,
+        ended: &mpsc::UnboundedSender<Ended>,
+        held: &mut Vec<(jetstream::Message, Arc<AtomicBool>)>,
+    ) -> usize {
+        let mut jobs: Vec<JobRecord> = self
+            .jobs
+            .lock()
+            .values()
+            .filter(|job| !job.cancelled)
+            .cloned()
+            .collect();
+        jobs.sort_by_key(|job| (-job.priority, job.submitted_ms));
+        let mut fetched = 0;
+        for job in jobs {
+            if free == 0 {
+                break;
+            }
+            let consumer = match consumers.get(&job.id) {
+                Some(consumer) => consumer.clone(),
+                None => {
+                    let Ok(stream) = self.js.get_stream(protocol::TASKS).await else {
+                        continue;
+                    };
+                    let Ok(consumer) = stream
+                        .get_consumer::<consumer::pull::Config>(&protocol::consumer_name(&job.id))
+                        .await
+                    else {
+                        // Gone (the job ended and was cleaned up): forget the job.
+                        self.jobs.lock().remove(&job.id);
+                        continue;
+                    };
+                    consumers.insert(job.id.clone(), consumer.clone());
+                    consumer
+                }
+            };
+            // A request the server ends after `PULL_EXPIRES` at the latest: with the job at its
+            // cap, the server holds a request until a task of it is acknowledged.
+            let request = consumer.batch().max_messages(free).expires(PULL_EXPIRES);
+            let Ok(mut batch) = request.messages().await else {
+                // The consumer is gone (the job ended): look it up again next time, and
+                // forget the job then.
+                consumers.remove(&job.id);
+                continue;
+            };
+            // Bounded here too: a request to a consumer deleted meanwhile gets no answer.
+            let deadline = tokio::time::Instant::now() + PULL_EXPIRES * 20;
+            while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
+                let Ok(message) = message else { continue };
+                fetched += 1;
+                free = free.saturating_sub(1);
+                let done = Arc::new(AtomicBool::new(false));
+                held.push((message.clone(), done.clone()));
+                self.start(job.clone(), message, ended.clone(), done);
+            }
+        }
+        fetched
+    }
+
+    /// Runs one fetched task on the pool; its end comes back on `ended`.
+    fn start(
+        self: &Arc<Self>,
+        job: JobRecord,
+        message: jetstream::Message,
+        ended: mpsc::UnboundedSender<Ended>,
+        done: Arc<AtomicBool>,
+    ) {
+        self.in_flight.fetch_add(1, Relaxed);
+        let attempt = message
+            .info()
+            .map_or(1, |info| info.delivered.max(1) as u64);
+        let task: Result<TaskMessage, _> = protocol::decode(&message.payload);
+        let Some(task_type) = self.types.get(&job.task_type) else {
+            let unknown = Arc::new(ErasedType {
+                run: Box::new(|_: &[u8]| Attempt::Unusable(String::new())),
+                retry: None,
+            });
+            let _ = ended.send(Ended {
+                message,
+                job: job.id.clone(),
+                index: task.as_ref().map_or(u64::MAX, |t| t.index),
+                attempt,
+                outcome: Ok(Attempt::Unusable(format!(
+                    "no task type `{}` is registered in this worker",
+                    job.task_type
+                ))),
+                task_type: unknown,
+            });
+            done.store(true, Relaxed);
+            return;
+        };
+        let Ok(task) = task else {
+            let _ = ended.send(Ended {
+                message,
+                job: job.id.clone(),
+                index: u64::MAX,
+                attempt,
+                outcome: Ok(Attempt::Unusable(
+                    "the task's message does not decode".to_owned(),
+                )),
+                task_type,
+            });
+            done.store(true, Relaxed);
+            return;
+        };
+        let index = task.index;
+        let run_type = task_type.clone();
+        let handle = self
+            .pool
+            .job()
+            .name(format!("{}#{index}", job.task_type))
+            .cap(1)
+            .submit([move || (run_type.run)(&task.argument)]);
+        let state = self.clone();
+        handle.on_finish(move |results| {
+            let outcome = match results {
+                Ok(mut outputs) => outputs.pop().ok_or(TaskError::Cancelled),
+                Err(err) => err
+                    .into_results()
+                    .pop()
+                    .unwrap_or(Err(TaskError::Cancelled)),
+            };
+            state.ran.fetch_add(1, Relaxed);
+            done.store(true, Relaxed);
+            let _ = ended.send(Ended {
+                message,
+                job: job.id,
+                index,
+                attempt,
+                outcome,
+                task_type,
+            });
+            state.changed.notify_one();
+        });
+    }
+
+    /// Publishes a task's result and acknowledges its message, or asks for a retry; see the
+    /// protocol.
+    async fn answer(self: Arc<Self>, ended: Ended) {
+        let Ended {
+            message,
+            job,
+            index,
+            attempt,
+            outcome,
+            task_type,
+        } = ended;
+        let result = match outcome {
+            Ok(Attempt::Done(output)) if output.len() > MAX_RESULT => Err(format!(
+                "the result is {} bytes, more than the {MAX_RESULT} a worker publishes",
+                output.len()
+            )),
+            Ok(Attempt::Done(output)) => Ok(output),
+            Ok(Attempt::Unusable(why)) => Err(why),
+            Ok(Attempt::Failed(error)) => {
+                let decision = task_type.retry.as_ref().map(|retry| {
+                    retry.decide(Some(error.as_ref()), attempt as u32, index ^ attempt << 32)
+                });
+                if let Some(Decision::After(delay)) = decision {
+                    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                    self.in_flight.fetch_sub(1, Relaxed);
+                    return;
+                }
+                Err(error.to_string())
+            }
+            Err(TaskError::Panicked(why)) => Err(format!("the task panicked: {why}")),
+            Err(other) => Err(other.to_string()),
+        };
+        let failed = result.is_err();
+        let published = match protocol::encode(&ResultMessage {
+            index,
+            attempt,
+            outcome: result,
+        }) {
+            Ok(payload) => match self
+                .js
+                .publish(protocol::result_subject(&job), payload.into())
+                .await
+            {
+                Ok(ack) => ack.await.is_ok(),
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if published {
+            let kind = if failed { AckKind::Term } else { AckKind::Ack };
+            let _ = message.ack_with(kind).await;
+        }
+        // Not published (the broker is away): no ack, so the task is delivered again.
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+}

@@ -1,0 +1,29 @@
+//! The cluster in one process, against a real nats-server: a worker and a submitter.
+#![cfg(feature = "cluster")]
+
+mod cluster_common;
+
+use std::time::Duration;
+
+use jobpool::cluster::{Broker, Submitter, TaskTypes, Worker};
+
+#[test]
+fn a_job_runs_on_a_worker_and_its_results_come_back_in_order() {
+    let Some(server) = cluster_common::NatsServer::start() else {
+        return;
+    };
+    let broker = Broker::new(server.url()).ack_wait(Duration::from_secs(5));
+    let mut types = TaskTypes::new();
+    let square = types.register("square", |x: u64| Ok(x * x));
+    let worker = Worker::start(&broker, types.clone(), 4).unwrap();
+    let submitter = Submitter::connect(&broker).unwrap();
+    let job = submitter.submit(&square, 0..50u64, 3).unwrap();
+    let results: Vec<u64> = job
+        .wait()
+        .unwrap()
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(results, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
+    assert_eq!(worker.stop().unwrap(), 50);
+}
