@@ -113,9 +113,10 @@ impl Broker {
 
     /// Connects, and creates the cluster's streams if they do not exist.
     async fn connect(&self) -> Result<jetstream::Context, ClusterError> {
+        // The first connection must succeed (a wrong login or address is an error now); once
+        // connected, the client reconnects for ever (a broker restarting).
         let mut options = async_nats::ConnectOptions::new()
             .require_tls(self.require_tls)
-            .retry_on_initial_connect()
             .max_reconnects(None);
         options = match &self.login {
             Login::None => options,

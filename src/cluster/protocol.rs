@@ -47,6 +47,12 @@ pub(crate) struct JobRecord {
     /// equal priorities).
     pub(crate) submitted_ms: u64,
     pub(crate) cancelled: bool,
+    /// Every task has its result (set by the first collector that saw them all).
+    pub(crate) done: bool,
+    /// The names of the argument and output types the job was submitted with: a worker whose
+    /// task type of that name has other types fails the tasks, rather than read one type as
+    /// another (postcard's encoding carries no types).
+    pub(crate) types: (String, String),
 }
 
 /// One task, in `JOBPOOL_TASKS`.
@@ -102,9 +108,14 @@ pub(crate) async fn ensure_streams(js: &jetstream::Context) -> Result<(), Cluste
         },
     ];
     for config in configs {
-        js.get_or_create_stream(config)
-            .await
-            .map_err(|err| ClusterError::Broker(format!("cannot create a stream: {err}")))?;
+        // Two processes starting on a new server may both create a stream; the slower one's
+        // create fails (its subjects overlap the other's), and then the stream exists.
+        let name = config.name.clone();
+        if let Err(err) = js.get_or_create_stream(config).await {
+            js.get_stream(&name)
+                .await
+                .map_err(|_| ClusterError::Broker(format!("cannot create a stream: {err}")))?;
+        }
     }
     Ok(())
 }

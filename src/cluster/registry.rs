@@ -32,6 +32,8 @@ pub(crate) type RunAttempt = Box<dyn Fn(&[u8]) -> Attempt + Send + Sync>;
 pub(crate) struct ErasedType {
     pub(crate) run: RunAttempt,
     pub(crate) retry: Option<Retry>,
+    /// The names of its argument and output types.
+    pub(crate) types: (&'static str, &'static str),
 }
 
 /// The task types a cluster's processes know, by name: register the same ones, under the same
@@ -115,8 +117,14 @@ impl TaskTypes {
             "TaskTypes::register: a task type named `{name}` is registered already"
         );
         let run = move |argument: &[u8]| -> Attempt {
-            let argument: A = match postcard::from_bytes(argument) {
-                Ok(argument) => argument,
+            let argument: A = match postcard::take_from_bytes(argument) {
+                Ok((argument, [])) => argument,
+                Ok((_, rest)) => {
+                    return Attempt::Unusable(format!(
+                        "the argument does not deserialize: {} bytes left over",
+                        rest.len()
+                    ))
+                }
                 Err(err) => {
                     return Attempt::Unusable(format!("the argument does not deserialize: {err}"))
                 }
@@ -132,6 +140,7 @@ impl TaskTypes {
         let erased = ErasedType {
             run: Box::new(run),
             retry,
+            types: type_names::<A, O>(),
         };
         self.types.insert(name.to_owned(), Arc::new(erased));
         TaskType {
@@ -179,6 +188,16 @@ impl<A, O> TaskType<A, O> {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The names of its argument and output types.
+    pub(crate) fn type_names(&self) -> (&'static str, &'static str) {
+        type_names::<A, O>()
+    }
+}
+
+/// The names of a task type's argument and output types.
+fn type_names<A, O>() -> (&'static str, &'static str) {
+    (std::any::type_name::<A>(), std::any::type_name::<O>())
 }
 
 impl<A, O> Clone for TaskType<A, O> {

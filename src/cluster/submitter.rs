@@ -118,6 +118,11 @@ impl Submitter {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             cancelled: false,
+            done: false,
+            types: {
+                let (argument, output) = task_type.type_names();
+                (argument.to_owned(), output.to_owned())
+            },
         };
         let shared = &self.shared;
         shared.runtime.block_on(async {
@@ -343,40 +348,92 @@ impl<O: DeserializeOwned> RemoteJob<O> {
         Ok((collected.known, collected.outcomes.len()))
     }
 
-    /// Blocks until every task has a result; returns them in the order of the arguments.
+    /// Blocks until every task has a result, or the job was cancelled (through this handle or
+    /// another); returns the results in the order of the arguments. A task cancelled before it
+    /// ran is `Err(RemoteFailure::cancelled())`; an output that does not deserialize as `O`
+    /// is that task's error.
     ///
     /// # Errors
     ///
-    /// The broker's, or an output that does not deserialize as `O`.
+    /// The broker's.
     pub fn wait(&self) -> Result<Vec<Result<O, RemoteFailure>>, ClusterError> {
-        let mut collected = self.collected.lock();
-        while collected.known < collected.outcomes.len() {
-            if self.record.lock().cancelled {
-                self.read(&mut collected, Some(Duration::from_millis(200)))?;
+        // A reader quiet for this long is made anew (it may be lost with a server that
+        // restarted, which the client notices only after its heartbeats go missing); the
+        // wait doubles each time, up to 30 s.
+        let mut renew_after = Duration::from_secs(2);
+        let mut quiet_since = std::time::Instant::now();
+        loop {
+            // The lock is taken for one read at a time, so `progress` answers meanwhile.
+            let mut collected = self.collected.lock();
+            let before = collected.known;
+            self.read(&mut collected, Some(Duration::from_millis(200)))?;
+            if collected.known == collected.outcomes.len() {
                 break;
             }
-            self.read(&mut collected, Some(Duration::from_millis(200)))?;
-        }
-        if collected.known == collected.outcomes.len() {
-            // Every task has its result: the job's consumer has no more work. (Best effort:
-            // a consumer left behind holds no task, and workers forget its job.)
-            let id = self.record.lock().id.clone();
-            let shared = &self.shared;
-            shared.runtime.block_on(async {
-                if let Ok(tasks) = shared.js.get_stream(protocol::TASKS).await {
-                    let _ = tasks.delete_consumer(&protocol::consumer_name(&id)).await;
+            if collected.known > before {
+                quiet_since = std::time::Instant::now();
+                renew_after = Duration::from_secs(2);
+            } else if quiet_since.elapsed() >= renew_after {
+                // (Dropped on the client's runtime: its subscription unsubscribes there.)
+                let _inside = self.shared.runtime.enter();
+                collected.reader = None;
+                quiet_since = std::time::Instant::now();
+                renew_after = (renew_after * 2).min(Duration::from_secs(30));
+            }
+            drop(collected);
+            if self.record.lock().cancelled {
+                break;
+            }
+            if self.collected.lock().known == before {
+                // Nothing new for a while: the job may have been cancelled through another
+                // handle (then its missing results never come).
+                let shared = &self.shared;
+                let id = self.record.lock().id.clone();
+                // (Not readable while the broker is away: then wait on.)
+                let latest = shared.runtime.block_on(read_record(&shared.js, &id));
+                if latest.is_ok_and(|latest| latest.cancelled) {
+                    self.record.lock().cancelled = true;
+                    let mut collected = self.collected.lock();
+                    self.read(&mut collected, Some(Duration::from_millis(200)))?;
+                    break;
                 }
-            });
+            }
         }
-        collected
+        let collected = self.collected.lock();
+        if collected.known == collected.outcomes.len() {
+            self.finish();
+        }
+        Ok(collected
             .outcomes
             .iter()
             .map(|outcome| match outcome {
-                Some(Ok(bytes)) => Ok(Ok(protocol::decode(bytes)?)),
-                Some(Err(failure)) => Ok(Err(failure.clone())),
-                None => Ok(Err(RemoteFailure::cancelled())),
+                Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
+                    message: format!("the output does not deserialize: {err}"),
+                    attempt: 0,
+                }),
+                Some(Err(failure)) => Err(failure.clone()),
+                None => Err(RemoteFailure::cancelled()),
             })
-            .collect()
+            .collect())
+    }
+
+    /// Every task has its result: marks the job done and deletes its consumer, so that
+    /// workers forget it. Best effort: a consumer left behind holds no task.
+    fn finish(&self) {
+        let mut record = self.record.lock();
+        if record.done {
+            return;
+        }
+        record.done = true;
+        let shared = &self.shared;
+        shared.runtime.block_on(async {
+            let _ = publish_record(&shared.js, &record).await;
+            if let Ok(tasks) = shared.js.get_stream(protocol::TASKS).await {
+                let _ = tasks
+                    .delete_consumer(&protocol::consumer_name(&record.id))
+                    .await;
+            }
+        });
     }
 
     /// Stops the job: tasks not handed to a worker yet never run, and are reported as
@@ -387,8 +444,11 @@ impl<O: DeserializeOwned> RemoteJob<O> {
     /// The broker's.
     pub fn cancel(&self) -> Result<(), ClusterError> {
         let mut record = self.record.lock();
-        record.cancelled = true;
         let shared = &self.shared;
+        *record = shared
+            .runtime
+            .block_on(read_record(&shared.js, &record.id))?;
+        record.cancelled = true;
         shared.runtime.block_on(async {
             publish_record(&shared.js, &record).await?;
             let tasks = shared
@@ -416,8 +476,12 @@ impl<O: DeserializeOwned> RemoteJob<O> {
             return Err(ClusterError::ZeroCap);
         }
         let mut record = self.record.lock();
-        record.cap = cap as u64;
         let shared = &self.shared;
+        // From the latest record, so as not to undo a cancel made through another handle.
+        *record = shared
+            .runtime
+            .block_on(read_record(&shared.js, &record.id))?;
+        record.cap = cap as u64;
         shared.runtime.block_on(async {
             let tasks = shared
                 .js
@@ -438,27 +502,24 @@ impl<O: DeserializeOwned> RemoteJob<O> {
 
     /// Reads the results stored since the last read, until every task has one, or the stream
     /// has been quiet for `quiet` (for ever if `None`).
+    ///
+    /// The reader is a consumer the server keeps in memory, gone if the server restarts: then
+    /// (or on any error reading) it is made anew at the next read, from the start of the
+    /// job's results, whose repeats are ignored. So a read never fails; while the broker is
+    /// away it is quiet.
     fn read(&self, collected: &mut Collected, quiet: Option<Duration>) -> Result<(), ClusterError> {
         let id = self.record.lock().id.clone();
         let shared = &self.shared;
+        let pause = quiet.unwrap_or(Duration::from_millis(200));
         shared.runtime.block_on(async {
             if collected.reader.is_none() {
-                let results = shared
-                    .js
-                    .get_stream(protocol::RESULTS)
-                    .await
-                    .map_err(|err| ClusterError::Broker(err.to_string()))?;
-                let reader = results
-                    .create_consumer(consumer::pull::OrderedConfig {
-                        filter_subject: protocol::result_subject(&id),
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|err| ClusterError::Broker(err.to_string()))?
-                    .messages()
-                    .await
-                    .map_err(|err| ClusterError::Broker(err.to_string()))?;
-                collected.reader = Some(reader);
+                match new_reader(&shared.js, &id).await {
+                    Ok(reader) => collected.reader = Some(reader),
+                    Err(_) => {
+                        tokio::time::sleep(pause).await;
+                        return Ok(());
+                    }
+                }
             }
             let Some(reader) = collected.reader.as_mut() else {
                 unreachable!("made just above");
@@ -471,10 +532,11 @@ impl<O: DeserializeOwned> RemoteJob<O> {
                     },
                     None => reader.next().await,
                 };
-                let Some(message) = next else {
-                    return Err(ClusterError::Broker("the results stream ended".to_owned()));
+                let Some(Ok(message)) = next else {
+                    // The reader ended or failed (the server restarted): read anew next time.
+                    collected.reader = None;
+                    return Ok(());
                 };
-                let message = message.map_err(|err| ClusterError::Broker(err.to_string()))?;
                 let result: ResultMessage = protocol::decode(&message.payload)?;
                 let Some(slot) = collected.outcomes.get_mut(result.index as usize) else {
                     continue;
@@ -490,6 +552,27 @@ impl<O: DeserializeOwned> RemoteJob<O> {
             Ok(())
         })
     }
+}
+
+/// A reader of job `id`'s results, from their start.
+async fn new_reader(
+    js: &jetstream::Context,
+    id: &str,
+) -> Result<consumer::pull::Ordered, ClusterError> {
+    let results = js
+        .get_stream(protocol::RESULTS)
+        .await
+        .map_err(|err| ClusterError::Broker(err.to_string()))?;
+    results
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: protocol::result_subject(id),
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| ClusterError::Broker(err.to_string()))?
+        .messages()
+        .await
+        .map_err(|err| ClusterError::Broker(err.to_string()))
 }
 
 impl<O> Drop for RemoteJob<O> {

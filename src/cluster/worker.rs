@@ -288,7 +288,7 @@ impl WorkerState {
             .jobs
             .lock()
             .values()
-            .filter(|job| !job.cancelled)
+            .filter(|job| !job.cancelled && !job.done)
             .cloned()
             .collect();
         jobs.sort_by_key(|job| (-job.priority, job.submitted_ms));
@@ -324,9 +324,15 @@ impl WorkerState {
                 consumers.remove(&job.id);
                 continue;
             };
-            // Bounded here too: a request to a consumer deleted meanwhile gets no answer.
+            // Bounded here too: a request to a consumer deleted meanwhile gets no answer. Then
+            // look the consumer up again next time (and forget the job if it is gone).
             let deadline = tokio::time::Instant::now() + PULL_EXPIRES * 20;
-            while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
+            loop {
+                let Ok(next) = tokio::time::timeout_at(deadline, batch.next()).await else {
+                    consumers.remove(&job.id);
+                    break;
+                };
+                let Some(message) = next else { break };
                 let Ok(message) = message else { continue };
                 fetched += 1;
                 free = free.saturating_sub(1);
@@ -355,6 +361,7 @@ impl WorkerState {
             let unknown = Arc::new(ErasedType {
                 run: Box::new(|_: &[u8]| Attempt::Unusable(String::new())),
                 retry: None,
+                types: ("", ""),
             });
             let _ = ended.send(Ended {
                 message,
@@ -370,6 +377,24 @@ impl WorkerState {
             done.store(true, Relaxed);
             return;
         };
+        let (argument_type, output_type) = task_type.types;
+        if job.types.0 != argument_type || job.types.1 != output_type {
+            let why = format!(
+                "the task type `{}` takes `{argument_type}` and gives `{output_type}` in this \
+                 worker, but the job was submitted for `{}` to `{}`",
+                job.task_type, job.types.0, job.types.1
+            );
+            let _ = ended.send(Ended {
+                message,
+                job: job.id.clone(),
+                index: task.as_ref().map_or(u64::MAX, |t| t.index),
+                attempt,
+                outcome: Ok(Attempt::Unusable(why)),
+                task_type,
+            });
+            done.store(true, Relaxed);
+            return;
+        }
         let Ok(task) = task else {
             let _ = ended.send(Ended {
                 message,
@@ -444,7 +469,18 @@ impl WorkerState {
                 }
                 Err(error.to_string())
             }
-            Err(TaskError::Panicked(why)) => Err(format!("the task panicked: {why}")),
+            Err(TaskError::Panicked(why)) => {
+                let decision = task_type
+                    .retry
+                    .as_ref()
+                    .map(|retry| retry.decide(None, attempt as u32, index ^ attempt << 32));
+                if let Some(Decision::After(delay)) = decision {
+                    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                    self.in_flight.fetch_sub(1, Relaxed);
+                    return;
+                }
+                Err(format!("the task panicked: {why}"))
+            }
             Err(other) => Err(other.to_string()),
         };
         let failed = result.is_err();
