@@ -27,3 +27,24 @@ fn a_job_runs_on_a_worker_and_its_results_come_back_in_order() {
     assert_eq!(results, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
     assert_eq!(worker.stop().unwrap(), 50);
 }
+
+#[test]
+fn completions_come_as_results_arrive_each_once() {
+    let Some(server) = cluster_common::NatsServer::start() else {
+        return;
+    };
+    let broker = Broker::new(server.url()).ack_wait(Duration::from_secs(5));
+    let mut types = TaskTypes::new();
+    let double = types.register("double", |x: u64| Ok(2 * x));
+    let worker = Worker::start(&broker, types.clone(), 2).unwrap();
+    let submitter = Submitter::connect(&broker).unwrap();
+    let job = submitter.submit(&double, 0..30u64, 2).unwrap();
+    let mut seen: Vec<(usize, u64)> = job
+        .completions()
+        .map(|(index, result)| (index, result.unwrap()))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..30).map(|i| (i, 2 * i as u64)).collect::<Vec<_>>());
+    assert_eq!(job.progress().unwrap(), (30, 30));
+    drop(worker);
+}

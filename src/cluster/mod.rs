@@ -32,7 +32,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 
 pub use registry::{RemoteTaskError, TaskType, TaskTypes};
-pub use submitter::{RemoteFailure, RemoteJob, Submitter};
+pub use submitter::{RemoteCompletions, RemoteFailure, RemoteJob, Submitter};
 pub use worker::Worker;
 
 /// Where the broker is and how to log in to it; the ack wait of the jobs submitted through it.

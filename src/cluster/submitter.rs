@@ -313,6 +313,8 @@ struct Collected {
     /// Per task: its outcome, once known.
     outcomes: Vec<Option<Result<Vec<u8>, RemoteFailure>>>,
     known: usize,
+    /// The indices of the tasks with a result, in the order their results were read.
+    arrived: Vec<usize>,
     /// The results stream, read from its start.
     reader: Option<consumer::pull::Ordered>,
 }
@@ -326,6 +328,7 @@ impl<O: DeserializeOwned> RemoteJob<O> {
             collected: Mutex::new(Collected {
                 outcomes,
                 known: 0,
+                arrived: Vec::new(),
                 reader: None,
             }),
             output: PhantomData,
@@ -346,6 +349,32 @@ impl<O: DeserializeOwned> RemoteJob<O> {
         let mut collected = self.collected.lock();
         self.read(&mut collected, Some(Duration::from_millis(5)))?;
         Ok((collected.known, collected.outcomes.len()))
+    }
+
+    /// The tasks' results as they arrive, in the order they arrive, each with its task's
+    /// index (results stored before the call come first). The iterator ends when every task
+    /// has its result, or the job was cancelled and no result came for a while.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    ///
+    /// let mut types = TaskTypes::new();
+    /// let square = types.register("square", |x: u64| Ok(x * x));
+    /// let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// let job = submitter.submit(&square, 0..10u64, 2)?;
+    /// for (index, result) in job.completions() {
+    ///     println!("task {index}: {:?}", result);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn completions(&self) -> RemoteCompletions<'_, O> {
+        RemoteCompletions {
+            job: self,
+            next: 0,
+            quiet_reads: 0,
+        }
     }
 
     /// Blocks until every task has a result, or the job was cancelled (through this handle or
@@ -547,6 +576,7 @@ impl<O: DeserializeOwned> RemoteJob<O> {
                         attempt: result.attempt,
                     }));
                     collected.known += 1;
+                    collected.arrived.push(result.index as usize);
                 }
             }
             Ok(())
@@ -587,6 +617,74 @@ impl<O> fmt::Debug for RemoteJob<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteJob")
             .field("id", &self.record.lock().id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The results of a [`RemoteJob`] as they arrive: see [`RemoteJob::completions`].
+pub struct RemoteCompletions<'a, O> {
+    job: &'a RemoteJob<O>,
+    /// How many arrived results it has yielded.
+    next: usize,
+    /// Reads in a row that brought nothing, once the job is cancelled.
+    quiet_reads: u32,
+}
+
+impl<O: DeserializeOwned> Iterator for RemoteCompletions<'_, O> {
+    type Item = (usize, Result<O, RemoteFailure>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let mut collected = self.job.collected.lock();
+            if let Some(&index) = collected.arrived.get(self.next) {
+                self.next += 1;
+                let result = match &collected.outcomes[index] {
+                    Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
+                        message: format!("the output does not deserialize: {err}"),
+                        attempt: 0,
+                    }),
+                    Some(Err(failure)) => Err(failure.clone()),
+                    None => Err(RemoteFailure::cancelled()),
+                };
+                return Some((index, result));
+            }
+            if collected.known == collected.outcomes.len() {
+                return None;
+            }
+            if self.job.record.lock().cancelled && self.quiet_reads >= 5 {
+                // Cancelled, and the tasks that were running have had time to report.
+                return None;
+            }
+            let before = collected.arrived.len();
+            // A read never fails: the broker's errors are retried (see `read`).
+            let _ = self
+                .job
+                .read(&mut collected, Some(Duration::from_millis(200)));
+            if collected.arrived.len() > before {
+                self.quiet_reads = 0;
+                continue;
+            }
+            drop(collected);
+            self.quiet_reads += 1;
+            if self.quiet_reads % 10 == 0 {
+                // Quiet for a while: cancelled through another handle?
+                let shared = &self.job.shared;
+                let id = self.job.record.lock().id.clone();
+                if let Ok(latest) = shared.runtime.block_on(read_record(&shared.js, &id)) {
+                    if latest.cancelled {
+                        self.job.record.lock().cancelled = true;
+                        self.quiet_reads = 5;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<O> fmt::Debug for RemoteCompletions<'_, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteCompletions")
+            .field("yielded", &self.next)
             .finish_non_exhaustive()
     }
 }
