@@ -48,3 +48,34 @@ fn completions_come_as_results_arrive_each_once() {
     assert_eq!(job.progress().unwrap(), (30, 30));
     drop(worker);
 }
+
+/// A task longer than the ack wait is not given to another worker: its worker tells the
+/// broker it is still at it.
+#[test]
+fn a_task_longer_than_the_ack_wait_runs_once() {
+    let Some(server) = cluster_common::NatsServer::start() else {
+        return;
+    };
+    let broker = Broker::new(server.url()).ack_wait(Duration::from_millis(600));
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    let mut types = TaskTypes::new();
+    let slow = types.register("slow", move |x: u64| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(2000)); // more than three ack waits
+        Ok(x)
+    });
+    // Two workers: a redelivery would have somewhere to go.
+    let workers = [
+        Worker::start(&broker, types.clone(), 1).unwrap(),
+        Worker::start(&broker, types.clone(), 1).unwrap(),
+    ];
+    let submitter = Submitter::connect(&broker).unwrap();
+    let job = submitter.submit(&slow, [7u64], 1).unwrap();
+    assert_eq!(job.wait().unwrap(), [Ok(7)]);
+    let ran: usize = workers.into_iter().map(|w| w.stop().unwrap()).sum();
+    assert_eq!(
+        (ran, runs.load(std::sync::atomic::Ordering::SeqCst)),
+        (1, 1)
+    );
+}
