@@ -79,3 +79,24 @@ fn a_task_longer_than_the_ack_wait_runs_once() {
         (1, 1)
     );
 }
+
+/// A job larger than the client's limit of acknowledgements in flight (5,000) is submitted
+/// and runs.
+#[test]
+fn a_job_of_six_thousand_tasks_is_submitted_and_runs() {
+    let Some(server) = cluster_common::NatsServer::start() else {
+        return;
+    };
+    let broker = Broker::new(server.url());
+    let mut types = TaskTypes::new();
+    let inc = types.register("inc", |x: u32| Ok(x + 1));
+    let worker = Worker::start(&broker, types.clone(), 2).unwrap();
+    let submitter = Submitter::connect(&broker).unwrap();
+    let job = submitter.submit(&inc, 0..6000u32, 1000).unwrap();
+    let results = job.wait().unwrap();
+    assert!(results
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r == &Ok(i as u32 + 1)));
+    drop(worker);
+}

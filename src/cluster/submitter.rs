@@ -18,6 +18,9 @@ use super::protocol::{self, JobRecord, ResultMessage, TaskMessage};
 use super::{runtime, Broker, ClusterError, TaskType};
 use crate::Priority;
 
+/// How many tasks a submitter publishes before it waits for the server's acknowledgements.
+const ACK_WINDOW: usize = 1000;
+
 /// Submits jobs to the cluster's workers, and attaches to jobs submitted before.
 ///
 /// # Examples
@@ -156,6 +159,15 @@ impl Submitter {
                     .await
                     .map_err(|err| ClusterError::Broker(format!("cannot publish a task: {err}")))?;
                 acks.push(ack);
+                // The client lets at most 5,000 acknowledgements wait at once: take them in
+                // windows well under that, or a large job never finishes submitting.
+                if acks.len() == ACK_WINDOW {
+                    for ack in acks.drain(..) {
+                        ack.await.map_err(|err| {
+                            ClusterError::Broker(format!("a task was not stored: {err}"))
+                        })?;
+                    }
+                }
             }
             for ack in acks {
                 ack.await

@@ -465,6 +465,8 @@ impl WorkerState {
                 if let Some(Decision::After(delay)) = decision {
                     let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
                     self.in_flight.fetch_sub(1, Relaxed);
+                    // A slot is free: the main loop may fetch again now.
+                    self.changed.notify_one();
                     return;
                 }
                 Err(error.to_string())
@@ -477,6 +479,8 @@ impl WorkerState {
                 if let Some(Decision::After(delay)) = decision {
                     let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
                     self.in_flight.fetch_sub(1, Relaxed);
+                    // A slot is free: the main loop may fetch again now.
+                    self.changed.notify_one();
                     return;
                 }
                 Err(format!("the task panicked: {why}"))
@@ -505,5 +509,7 @@ impl WorkerState {
         }
         // Not published (the broker is away): no ack, so the task is delivered again.
         self.in_flight.fetch_sub(1, Relaxed);
+        // A slot is free: the main loop may fetch again now.
+        self.changed.notify_one();
     }
 }
