@@ -81,6 +81,16 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Clust
     postcard::from_bytes(bytes).map_err(|err| ClusterError::Encoding(err.to_string()))
 }
 
+/// The stream `name`, which `ensure_streams` made.
+pub(crate) async fn stream(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<jetstream::stream::Stream, ClusterError> {
+    js.get_stream(name)
+        .await
+        .map_err(|err| ClusterError::Broker(err.to_string()))
+}
+
 /// Creates the three streams if they do not exist (any process may, first).
 pub(crate) async fn ensure_streams(js: &jetstream::Context) -> Result<(), ClusterError> {
     let configs = [

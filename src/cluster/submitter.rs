@@ -130,10 +130,7 @@ impl Submitter {
         let shared = &self.shared;
         shared.runtime.block_on(async {
             let js = &shared.js;
-            let tasks_stream = js
-                .get_stream(protocol::TASKS)
-                .await
-                .map_err(|err| ClusterError::Broker(err.to_string()))?;
+            let tasks_stream = protocol::stream(js, protocol::TASKS).await?;
             tasks_stream
                 .create_consumer(protocol::consumer_config(
                     &record.id,
@@ -256,10 +253,7 @@ async fn publish_record(js: &jetstream::Context, record: &JobRecord) -> Result<(
 }
 
 async fn read_record(js: &jetstream::Context, job: &str) -> Result<JobRecord, ClusterError> {
-    let jobs = js
-        .get_stream(protocol::JOBS)
-        .await
-        .map_err(|err| ClusterError::Broker(err.to_string()))?;
+    let jobs = protocol::stream(js, protocol::JOBS).await?;
     let message = jobs
         .get_last_raw_message_by_subject(&protocol::job_subject(job))
         .await
@@ -492,11 +486,7 @@ impl<O: DeserializeOwned> RemoteJob<O> {
         record.cancelled = true;
         shared.runtime.block_on(async {
             publish_record(&shared.js, &record).await?;
-            let tasks = shared
-                .js
-                .get_stream(protocol::TASKS)
-                .await
-                .map_err(|err| ClusterError::Broker(err.to_string()))?;
+            let tasks = protocol::stream(&shared.js, protocol::TASKS).await?;
             tasks
                 .purge()
                 .filter(protocol::task_subject(&record.id))
@@ -524,11 +514,7 @@ impl<O: DeserializeOwned> RemoteJob<O> {
             .block_on(read_record(&shared.js, &record.id))?;
         record.cap = cap as u64;
         shared.runtime.block_on(async {
-            let tasks = shared
-                .js
-                .get_stream(protocol::TASKS)
-                .await
-                .map_err(|err| ClusterError::Broker(err.to_string()))?;
+            let tasks = protocol::stream(&shared.js, protocol::TASKS).await?;
             tasks
                 .update_consumer(protocol::consumer_config(
                     &record.id,
@@ -601,10 +587,7 @@ async fn new_reader(
     js: &jetstream::Context,
     id: &str,
 ) -> Result<consumer::pull::Ordered, ClusterError> {
-    let results = js
-        .get_stream(protocol::RESULTS)
-        .await
-        .map_err(|err| ClusterError::Broker(err.to_string()))?;
+    let results = protocol::stream(js, protocol::RESULTS).await?;
     results
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: protocol::result_subject(id),

@@ -251,11 +251,7 @@ impl WorkerState {
 
     /// Reads the job records from the start, and keeps `jobs` up to date.
     async fn follow_jobs(self: Arc<Self>) -> Result<(), ClusterError> {
-        let stream = self
-            .js
-            .get_stream(protocol::JOBS)
-            .await
-            .map_err(|err| ClusterError::Broker(err.to_string()))?;
+        let stream = protocol::stream(&self.js, protocol::JOBS).await?;
         let mut records = stream
             .create_consumer(consumer::pull::OrderedConfig::default())
             .await
