@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::protocol::{self, JobRecord, ResultMessage, TaskMessage};
 use super::registry::{Attempt, ErasedType};
@@ -29,6 +29,15 @@ const PULL_EXPIRES: Duration = Duration::from_millis(10);
 /// How long a worker with nothing to do waits before it looks again at its jobs' consumers
 /// (sooner if a job is submitted or a task of its own ends).
 const IDLE_LOOK: Duration = Duration::from_millis(20);
+
+/// How much work a worker holds per thread, for a job of short tasks: from the time its last
+/// task here took, it pulls that many of its tasks per thread (up to [`PULL_AHEAD`]), so that
+/// its threads do not wait for a round trip to the broker between two tasks. A job whose
+/// tasks take longer gets one task per thread.
+const WORK_AHEAD: Duration = Duration::from_millis(1);
+
+/// The most tasks of a job a worker holds per thread.
+const PULL_AHEAD: usize = 32;
 
 /// A process's worker: runs the tasks of the task types it knows, on a local pool, as the
 /// broker hands them out; see the [module docs](super).
@@ -57,10 +66,16 @@ struct WorkerState {
     pool: Pool,
     threads: usize,
     ack_wait: Duration,
+    /// Where answers run (the worker's runtime).
+    runtime: tokio::runtime::Handle,
     /// The jobs it knows, by id.
     jobs: Mutex<HashMap<String, JobRecord>>,
-    /// Tasks fetched and not yet answered.
-    in_flight: AtomicUsize,
+    /// How long the last task of each job took here (see [`WORK_AHEAD`]).
+    took: Mutex<HashMap<String, Duration>>,
+    /// Tasks fetched whose attempt has not ended.
+    running: AtomicUsize,
+    /// Tasks whose attempt ended, and whose answer to the broker is not done.
+    answering: AtomicUsize,
     /// Stop fetching (then finish what it holds).
     stopping: AtomicBool,
     /// Something changed: a job, or a task ended.
@@ -108,8 +123,11 @@ impl Worker {
             pool: Pool::new(threads),
             threads,
             ack_wait: broker.ack_wait,
+            runtime: runtime.handle().clone(),
             jobs: Mutex::new(HashMap::new()),
-            in_flight: AtomicUsize::new(0),
+            took: Mutex::new(HashMap::new()),
+            running: AtomicUsize::new(0),
+            answering: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             changed: Notify::new(),
             ran: AtomicUsize::new(0),
@@ -195,20 +213,14 @@ impl fmt::Debug for Worker {
 }
 
 impl WorkerState {
-    /// Follows the jobs, fetches and answers tasks until told to stop and nothing is in
-    /// flight.
+    /// Follows the jobs and fetches tasks until told to stop and nothing is running or being
+    /// answered. (Each task's answer is sent by the task's end, see [`start`](Self::start).)
     async fn main(self: Arc<Self>) -> Result<(), ClusterError> {
         let follower = tokio::spawn(self.clone().follow_jobs());
-        let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<Ended>();
         let mut consumers: HashMap<String, consumer::PullConsumer> = HashMap::new();
         let mut last_heartbeat = tokio::time::Instant::now();
         let mut held: Vec<(jetstream::Message, Arc<AtomicBool>)> = Vec::new();
         loop {
-            // Answer the tasks that ended, each on a task of its own: a slow publish holds
-            // back no other answer, and no fetch.
-            while let Ok(ended) = ended_rx.try_recv() {
-                tokio::spawn(self.clone().answer(ended));
-            }
             held.retain(|(_, done)| !done.load(Relaxed));
             if last_heartbeat.elapsed() >= self.ack_wait / 3 {
                 // Still at it: the broker restarts the ack wait of each task held.
@@ -218,28 +230,16 @@ impl WorkerState {
                 }
             }
             let stopping = self.stopping.load(Relaxed);
-            let in_flight = self.in_flight.load(Relaxed);
-            if stopping && in_flight == 0 {
+            if stopping && self.running.load(Relaxed) == 0 && self.answering.load(Relaxed) == 0 {
                 break;
             }
-            let mut fetched = 0;
-            if !stopping && in_flight < self.threads {
-                fetched = self
-                    .fetch(
-                        &mut consumers,
-                        self.threads - in_flight,
-                        &ended_tx,
-                        &mut held,
-                    )
-                    .await;
-            }
+            let fetched = if stopping {
+                0
+            } else {
+                self.fetch(&mut consumers, &mut held).await
+            };
             if fetched == 0 {
                 tokio::select! {
-                    ended = ended_rx.recv() => {
-                        if let Some(ended) = ended {
-                            tokio::spawn(self.clone().answer(ended));
-                        }
-                    }
                     _ = self.changed.notified() => {}
                     _ = tokio::time::sleep(IDLE_LOOK) => {}
                 }
@@ -271,13 +271,13 @@ impl WorkerState {
         Ok(())
     }
 
-    /// Fetches up to `free` tasks from the jobs' consumers, highest priority and oldest job
-    /// first, and starts them on the pool; returns how many it fetched.
+    /// Fetches tasks from the jobs' consumers, highest priority and oldest job first, and
+    /// starts them on the pool; returns how many it fetched. It fetches while it holds fewer
+    /// tasks than it has threads, or, for a job of short tasks, fewer than [`WORK_AHEAD`]'s
+    /// worth per thread (the pool queues them).
     async fn fetch(
         self: &Arc<Self>,
         consumers: &mut HashMap<String, consumer::PullConsumer>,
-        mut free: usize,
-        ended: &mpsc::UnboundedSender<Ended>,
         held: &mut Vec<(jetstream::Message, Arc<AtomicBool>)>,
     ) -> usize {
         let mut jobs: Vec<JobRecord> = self
@@ -290,21 +290,29 @@ impl WorkerState {
         jobs.sort_by_key(|job| (-job.priority, job.submitted_ms));
         let mut fetched = 0;
         for job in jobs {
+            let took = self.took.lock().get(&job.id).copied();
+            let per_thread = took.map_or(1, |took| {
+                (WORK_AHEAD.as_nanos() / took.as_nanos().max(1)).clamp(1, PULL_AHEAD as u128)
+                    as usize
+            });
+            let free = (self.threads * per_thread).saturating_sub(self.running.load(Relaxed));
             if free == 0 {
-                break;
+                continue;
             }
             let consumer = match consumers.get(&job.id) {
                 Some(consumer) => consumer.clone(),
                 None => {
-                    let Ok(stream) = self.js.get_stream(protocol::TASKS).await else {
-                        continue;
-                    };
-                    let Ok(consumer) = stream
-                        .get_consumer::<consumer::pull::Config>(&protocol::consumer_name(&job.id))
+                    let Ok(consumer) = self
+                        .js
+                        .get_consumer_from_stream::<consumer::pull::Config, _, _>(
+                            protocol::consumer_name(&job.id),
+                            protocol::TASKS,
+                        )
                         .await
                     else {
                         // Gone (the job ended and was cleaned up): forget the job.
                         self.jobs.lock().remove(&job.id);
+                        self.took.lock().remove(&job.id);
                         continue;
                     };
                     consumers.insert(job.id.clone(), consumer.clone());
@@ -331,47 +339,45 @@ impl WorkerState {
                 let Some(message) = next else { break };
                 let Ok(message) = message else { continue };
                 fetched += 1;
-                free = free.saturating_sub(1);
                 let done = Arc::new(AtomicBool::new(false));
                 held.push((message.clone(), done.clone()));
-                self.start(job.clone(), message, ended.clone(), done);
+                self.start(job.clone(), message, done);
             }
         }
         fetched
     }
 
-    /// Runs one fetched task on the pool; its end comes back on `ended`.
-    fn start(
-        self: &Arc<Self>,
-        job: JobRecord,
-        message: jetstream::Message,
-        ended: mpsc::UnboundedSender<Ended>,
-        done: Arc<AtomicBool>,
-    ) {
-        self.in_flight.fetch_add(1, Relaxed);
+    /// Runs one fetched task on the pool; its end sends its answer (see
+    /// [`answer`](Self::answer)) from the worker's runtime. A task that cannot run is answered
+    /// at once.
+    fn start(self: &Arc<Self>, job: JobRecord, message: jetstream::Message, done: Arc<AtomicBool>) {
         let attempt = message
             .info()
             .map_or(1, |info| info.delivered.max(1) as u64);
         let task: Result<TaskMessage, _> = protocol::decode(&message.payload);
+        let unusable = |message, index, task_type, why: String| {
+            done.store(true, Relaxed);
+            self.answer_later(Ended {
+                message,
+                job: job.id.clone(),
+                index,
+                attempt,
+                outcome: Ok(Attempt::Unusable(why)),
+                task_type,
+            });
+        };
         let Some(task_type) = self.types.get(&job.task_type) else {
             let unknown = Arc::new(ErasedType {
                 run: Box::new(|_: &[u8]| Attempt::Unusable(String::new())),
                 retry: None,
                 types: ("", ""),
             });
-            let _ = ended.send(Ended {
-                message,
-                job: job.id.clone(),
-                index: task.as_ref().map_or(u64::MAX, |t| t.index),
-                attempt,
-                outcome: Ok(Attempt::Unusable(format!(
-                    "no task type `{}` is registered in this worker",
-                    job.task_type
-                ))),
-                task_type: unknown,
-            });
-            done.store(true, Relaxed);
-            return;
+            let why = format!(
+                "no task type `{}` is registered in this worker",
+                job.task_type
+            );
+            let index = task.as_ref().map_or(u64::MAX, |t| t.index);
+            return unusable(message, index, unknown, why);
         };
         let (argument_type, output_type) = task_type.types;
         if job.types.0 != argument_type || job.types.1 != output_type {
@@ -380,39 +386,26 @@ impl WorkerState {
                  worker, but the job was submitted for `{}` to `{}`",
                 job.task_type, job.types.0, job.types.1
             );
-            let _ = ended.send(Ended {
-                message,
-                job: job.id.clone(),
-                index: task.as_ref().map_or(u64::MAX, |t| t.index),
-                attempt,
-                outcome: Ok(Attempt::Unusable(why)),
-                task_type,
-            });
-            done.store(true, Relaxed);
-            return;
+            let index = task.as_ref().map_or(u64::MAX, |t| t.index);
+            return unusable(message, index, task_type, why);
         }
         let Ok(task) = task else {
-            let _ = ended.send(Ended {
-                message,
-                job: job.id.clone(),
-                index: u64::MAX,
-                attempt,
-                outcome: Ok(Attempt::Unusable(
-                    "the task's message does not decode".to_owned(),
-                )),
-                task_type,
-            });
-            done.store(true, Relaxed);
-            return;
+            let why = "the task's message does not decode".to_owned();
+            return unusable(message, u64::MAX, task_type, why);
         };
         let index = task.index;
         let run_type = task_type.clone();
+        self.running.fetch_add(1, Relaxed);
         let handle = self
             .pool
             .job()
             .name(format!("{}#{index}", job.task_type))
             .cap(1)
-            .submit([move || (run_type.run)(&task.argument)]);
+            .submit([move || {
+                let started = Instant::now();
+                let attempt = (run_type.run)(&task.argument);
+                (attempt, started.elapsed())
+            }]);
         let state = self.clone();
         handle.on_finish(move |results| {
             let outcome = match results {
@@ -422,18 +415,32 @@ impl WorkerState {
                     .pop()
                     .unwrap_or(Err(TaskError::Cancelled)),
             };
+            if let Ok((_, took)) = &outcome {
+                state.took.lock().insert(job.id.clone(), *took);
+            }
             state.ran.fetch_add(1, Relaxed);
             done.store(true, Relaxed);
-            let _ = ended.send(Ended {
+            // Counted as answering before it stops counting as running, so that a stopping
+            // worker never sees neither.
+            state.answer_later(Ended {
                 message,
                 job: job.id,
                 index,
                 attempt,
-                outcome,
+                outcome: outcome.map(|(attempt, _)| attempt),
                 task_type,
             });
+            state.running.fetch_sub(1, Relaxed);
+            // A thread is free: the main loop may fetch again now.
             state.changed.notify_one();
         });
+    }
+
+    /// Sends a task's answer on a task of the worker's runtime of its own, so that a slow
+    /// publish holds back no other answer and no fetch.
+    fn answer_later(self: &Arc<Self>, ended: Ended) {
+        self.answering.fetch_add(1, Relaxed);
+        self.runtime.spawn(self.clone().answer(ended));
     }
 
     /// Publishes a task's result and acknowledges its message, or asks for a retry; see the
@@ -460,9 +467,7 @@ impl WorkerState {
                 });
                 if let Some(Decision::After(delay)) = decision {
                     let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-                    self.in_flight.fetch_sub(1, Relaxed);
-                    // A slot is free: the main loop may fetch again now.
-                    self.changed.notify_one();
+                    self.answered();
                     return;
                 }
                 Err(error.to_string())
@@ -474,9 +479,7 @@ impl WorkerState {
                     .map(|retry| retry.decide(None, attempt as u32, index ^ attempt << 32));
                 if let Some(Decision::After(delay)) = decision {
                     let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-                    self.in_flight.fetch_sub(1, Relaxed);
-                    // A slot is free: the main loop may fetch again now.
-                    self.changed.notify_one();
+                    self.answered();
                     return;
                 }
                 Err(format!("the task panicked: {why}"))
@@ -504,8 +507,12 @@ impl WorkerState {
             let _ = message.ack_with(kind).await;
         }
         // Not published (the broker is away): no ack, so the task is delivered again.
-        self.in_flight.fetch_sub(1, Relaxed);
-        // A slot is free: the main loop may fetch again now.
+        self.answered();
+    }
+
+    /// An answer is done (a stopping worker may be waiting for its last one).
+    fn answered(&self) {
+        self.answering.fetch_sub(1, Relaxed);
         self.changed.notify_one();
     }
 }
