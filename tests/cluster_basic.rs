@@ -100,3 +100,63 @@ fn a_job_of_six_thousand_tasks_is_submitted_and_runs() {
         .all(|(i, r)| r == &Ok(i as u32 + 1)));
     drop(worker);
 }
+
+/// Polls `future` on this thread until it is ready, parking in between: an executor of no
+/// runtime, woken only through the waker.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_remote_job_can_be_awaited_and_a_dropped_future_lets_it_run_on() {
+    let Some(server) = cluster_common::NatsServer::start() else {
+        return;
+    };
+    let broker = Broker::new(server.url()).ack_wait(Duration::from_secs(5));
+    let mut types = TaskTypes::new();
+    let square = types.register("square", |x: u64| Ok(x * x));
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = std::sync::Mutex::new(go_rx);
+    let gated = types.register("gated", move |x: u64| {
+        go_rx.lock().unwrap().recv().unwrap();
+        Ok(x)
+    });
+    let worker = Worker::start(&broker, types.clone(), 2).unwrap();
+    let submitter = Submitter::connect(&broker).unwrap();
+
+    let job = submitter.submit(&square, 0..20u64, 4).unwrap();
+    let squares = block_on(async { job.await }).unwrap();
+    assert_eq!(squares[7], Ok(49));
+    assert_eq!(squares.len(), 20);
+
+    // A future polled once and dropped: the job runs on, and is collected by another handle.
+    let job = submitter.submit(&gated, [5u64], 1).unwrap();
+    let id = job.id();
+    let mut future = Box::pin(std::future::IntoFuture::into_future(job));
+    let waker = std::task::Waker::noop();
+    let polled =
+        std::future::Future::poll(future.as_mut(), &mut std::task::Context::from_waker(waker));
+    assert!(polled.is_pending());
+    drop(future);
+    go_tx.send(()).unwrap();
+    let again = submitter.attach(&gated, &id).unwrap();
+    assert_eq!(again.wait().unwrap(), [Ok(5)]);
+    assert_eq!(worker.stop().unwrap(), 21);
+}

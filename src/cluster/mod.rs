@@ -20,6 +20,8 @@
 //! The client is the official `async-nats`, on a runtime of its own on an internal thread: the
 //! API here is synchronous.
 
+mod dag;
+mod future;
 mod protocol;
 mod registry;
 mod submitter;
@@ -31,6 +33,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 
+pub use future::RemoteJobFuture;
 pub use registry::{RemoteTaskError, TaskType, TaskTypes};
 pub use submitter::{RemoteCompletions, RemoteFailure, RemoteJob, Submitter};
 pub use worker::Worker;
@@ -189,6 +192,8 @@ pub enum ClusterError {
     UnknownTaskType(String),
     /// A cap of 0: no task could ever run.
     ZeroCap,
+    /// The system would not start a thread (to wait for a remote job in the background).
+    Thread(String),
 }
 
 impl fmt::Display for ClusterError {
@@ -202,6 +207,7 @@ impl fmt::Display for ClusterError {
                 write!(f, "no task type `{name}` is registered")
             }
             ClusterError::ZeroCap => f.write_str("a job's cap must be at least 1"),
+            ClusterError::Thread(why) => write!(f, "cannot start a thread: {why}"),
         }
     }
 }

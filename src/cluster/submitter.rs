@@ -4,7 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +36,7 @@ const ACK_WINDOW: usize = 1000;
 /// let squares: Vec<u64> = job.wait()?.into_iter().collect::<Result<_, _>>()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Submitter {
     shared: Arc<Shared>,
 }
@@ -45,6 +46,27 @@ struct Shared {
     runtime: tokio::runtime::Runtime,
     js: jetstream::Context,
     ack_wait: Duration,
+    /// The clean-ups of finished jobs (see [`RemoteJob::finish`]) still under way.
+    cleanups: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// How long a submitter, when the last of its handles is dropped, waits for the clean-ups of
+/// its finished jobs.
+const CLEANUP_GRACE: Duration = Duration::from_secs(5);
+
+impl Drop for Shared {
+    /// Lets the finished jobs' clean-ups end (for [`CLEANUP_GRACE`] at most), so that a
+    /// process that exits right after its last `wait` leaves no job behind.
+    fn drop(&mut self) {
+        let cleanups = std::mem::take(self.cleanups.get_mut());
+        if cleanups.is_empty() {
+            return;
+        }
+        self.runtime.block_on(async {
+            let all = futures_util::future::join_all(cleanups);
+            let _ = tokio::time::timeout(CLEANUP_GRACE, all).await;
+        });
+    }
 }
 
 impl Submitter {
@@ -62,6 +84,7 @@ impl Submitter {
                 runtime,
                 js,
                 ack_wait: broker.ack_wait,
+                cleanups: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -130,17 +153,14 @@ impl Submitter {
         let shared = &self.shared;
         shared.runtime.block_on(async {
             let js = &shared.js;
-            let tasks_stream = protocol::stream(js, protocol::TASKS).await?;
-            tasks_stream
-                .create_consumer(protocol::consumer_config(
-                    &record.id,
-                    record.cap,
-                    shared.ack_wait,
-                ))
-                .await
-                .map_err(|err| {
-                    ClusterError::Broker(format!("cannot create the job's consumer: {err}"))
-                })?;
+            js.create_consumer_on_stream(
+                protocol::consumer_config(&record.id, record.cap, shared.ack_wait),
+                protocol::TASKS,
+            )
+            .await
+            .map_err(|err| {
+                ClusterError::Broker(format!("cannot create the job's consumer: {err}"))
+            })?;
             publish_record(js, &record).await?;
             let mut acks = Vec::with_capacity(tasks.len());
             for (index, argument) in tasks.into_iter().enumerate() {
@@ -294,6 +314,17 @@ impl RemoteFailure {
     pub fn attempt(&self) -> u64 {
         self.attempt
     }
+
+    /// Whether the task never ran because its job was cancelled first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(jobpool::cluster::RemoteFailure::cancelled().is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.attempt == 0 && self.message == "cancelled before it ran"
+    }
 }
 
 impl fmt::Display for RemoteFailure {
@@ -392,12 +423,24 @@ impl<O: DeserializeOwned> RemoteJob<O> {
     ///
     /// The broker's.
     pub fn wait(&self) -> Result<Vec<Result<O, RemoteFailure>>, ClusterError> {
+        let results = self.wait_unless(&AtomicBool::new(false))?;
+        Ok(results.unwrap_or_else(|| unreachable!("never abandoned")))
+    }
+
+    /// [`wait`](Self::wait), giving up (`None`) soon after `abandoned` is set.
+    pub(super) fn wait_unless(
+        &self,
+        abandoned: &AtomicBool,
+    ) -> Result<Option<Vec<Result<O, RemoteFailure>>>, ClusterError> {
         // A reader quiet for this long is made anew (it may be lost with a server that
         // restarted, which the client notices only after its heartbeats go missing); the
         // wait doubles each time, up to 30 s.
         let mut renew_after = Duration::from_secs(2);
         let mut quiet_since = std::time::Instant::now();
         loop {
+            if abandoned.load(Relaxed) {
+                return Ok(None);
+            }
             // The lock is taken for one read at a time, so `progress` answers meanwhile.
             let mut collected = self.collected.lock();
             let before = collected.known;
@@ -438,37 +481,41 @@ impl<O: DeserializeOwned> RemoteJob<O> {
         if collected.known == collected.outcomes.len() {
             self.finish();
         }
-        Ok(collected
-            .outcomes
-            .iter()
-            .map(|outcome| match outcome {
-                Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
-                    message: format!("the output does not deserialize: {err}"),
-                    attempt: 0,
-                }),
-                Some(Err(failure)) => Err(failure.clone()),
-                None => Err(RemoteFailure::cancelled()),
-            })
-            .collect())
+        Ok(Some(
+            collected
+                .outcomes
+                .iter()
+                .map(|outcome| match outcome {
+                    Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
+                        message: format!("the output does not deserialize: {err}"),
+                        attempt: 0,
+                    }),
+                    Some(Err(failure)) => Err(failure.clone()),
+                    None => Err(RemoteFailure::cancelled()),
+                })
+                .collect(),
+        ))
     }
 
     /// Every task has its result: marks the job done and deletes its consumer, so that
-    /// workers forget it. Best effort: a consumer left behind holds no task.
+    /// workers forget it. In the background, so `wait` returns meanwhile; the submitter waits
+    /// for it when it is dropped. Best effort: a consumer left behind holds no task.
     fn finish(&self) {
         let mut record = self.record.lock();
         if record.done {
             return;
         }
         record.done = true;
-        let shared = &self.shared;
-        shared.runtime.block_on(async {
-            let _ = publish_record(&shared.js, &record).await;
-            if let Ok(tasks) = shared.js.get_stream(protocol::TASKS).await {
-                let _ = tasks
-                    .delete_consumer(&protocol::consumer_name(&record.id))
-                    .await;
-            }
+        let (js, record) = (self.shared.js.clone(), record.clone());
+        let cleanup = self.shared.runtime.spawn(async move {
+            let _ = publish_record(&js, &record).await;
+            let _ = js
+                .delete_consumer_from_stream(protocol::consumer_name(&record.id), protocol::TASKS)
+                .await;
         });
+        let mut cleanups = self.shared.cleanups.lock();
+        cleanups.retain(|cleanup| !cleanup.is_finished());
+        cleanups.push(cleanup);
     }
 
     /// Stops the job: tasks not handed to a worker yet never run, and are reported as

@@ -30,8 +30,8 @@
 
 #[cfg(feature = "cache")]
 mod cached;
-mod context;
-mod control;
+pub(crate) mod context;
+pub(crate) mod control;
 mod dot;
 mod error;
 mod graph;
@@ -40,7 +40,7 @@ mod incremental;
 mod options;
 mod report;
 mod run;
-mod tasks;
+pub(crate) mod tasks;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -55,7 +55,7 @@ pub use tasks::TaskResult;
 
 use control::{JobControl, MAX_LIMITERS};
 use graph::{ModuleSpec, Plan};
-use tasks::{TaskFn, TypedTasks};
+use tasks::{ModuleTasks, TaskFn, TypedTasks};
 
 use crate::{Limiter, Pool, Priority, Rate, Retry};
 
@@ -151,17 +151,26 @@ impl Dag {
         F: Fn(&Context) -> TaskResult<T> + Send + Sync + 'static,
         T: Send + Sync + 'static,
     {
-        let name = name.into();
+        let tasks: Vec<TaskFn<T>> = tasks
+            .into_iter()
+            .map(|task| Arc::new(task) as TaskFn<T>)
+            .collect();
+        self.add_module(name.into(), cap, Arc::new(TypedTasks { tasks }))
+    }
+
+    /// Adds a module of any kind of tasks: [`module`](Self::module)'s checks and bookkeeping.
+    pub(crate) fn add_module(
+        &mut self,
+        name: String,
+        cap: usize,
+        tasks: Arc<dyn ModuleTasks>,
+    ) -> Result<ModuleRef<'_>, DagError> {
         if self.index.contains_key(name.as_str()) {
             return Err(DagError::DuplicateModule { name });
         }
         if cap == 0 {
             return Err(DagError::ZeroCap { module: name });
         }
-        let tasks: Vec<TaskFn<T>> = tasks
-            .into_iter()
-            .map(|task| Arc::new(task) as TaskFn<T>)
-            .collect();
         let name: Arc<str> = name.into();
         let index = self.modules.len();
         self.index.insert(name.clone(), index);
@@ -169,7 +178,7 @@ impl Dag {
             name,
             cap,
             after: Vec::new(),
-            tasks: Arc::new(TypedTasks { tasks }),
+            tasks,
             skip_if: None,
             control: JobControl::default(),
             #[cfg(feature = "cache")]

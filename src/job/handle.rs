@@ -385,6 +385,13 @@ pub struct Canceller {
 }
 
 impl Canceller {
+    /// A canceller of something that is not a job of the pool (a remote job of a graph's
+    /// module).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn of(cancel: Arc<dyn Cancel>) -> Canceller {
+        Canceller { cancel }
+    }
+
     /// Cancels the job's tasks that have not started.
     pub fn cancel(&self) {
         self.cancel.clone().cancel();
