@@ -10,8 +10,7 @@
 mod cluster_common;
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
@@ -876,73 +875,6 @@ fn raising_the_cap_lets_more_tasks_run_at_once_and_never_more() {
 // 6. Credentials
 // ---------------------------------------------------------------------------------------------
 
-/// A `nats-server -js --auth <token>` on a free port, killed when dropped.
-struct AuthServer {
-    child: Child,
-    port: u16,
-    _store: tempfile::TempDir,
-}
-
-impl AuthServer {
-    /// `None` (after a printed note) if there is no nats-server, as in the harness.
-    fn start(token: &str) -> Option<AuthServer> {
-        if Command::new("nats-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            let note = "skipped: no nats-server on the PATH (apt-get install nats-server)";
-            assert!(
-                std::env::var_os("JOBPOOL_REQUIRE_NATS").is_none(),
-                "{note}, and JOBPOOL_REQUIRE_NATS is set"
-            );
-            println!("{note}");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let store = tempfile::tempdir().expect("a store directory");
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .arg("--auth")
-            .arg(token)
-            .arg("-sd")
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        let server = AuthServer {
-            child,
-            port,
-            _store: store,
-        };
-        let deadline = Instant::now() + LIMIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen in {LIMIT:?}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for AuthServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn credentials_are_never_printed() {
     let broker = Broker::new("nats://127.0.0.1:4222").token("s3cr3t");
@@ -964,7 +896,7 @@ type Attempted = (Result<(), ClusterError>, Duration);
 
 #[test]
 fn a_wrong_or_missing_token_is_refused_with_a_connect_error() {
-    let Some(server) = AuthServer::start("s3cr3t") else {
+    let Some(server) = NatsServer::start_with(&["--auth", "s3cr3t"]) else {
         return;
     };
     let brokers = [
@@ -1026,7 +958,7 @@ fn a_wrong_or_missing_token_is_refused_with_a_connect_error() {
 
 #[test]
 fn the_right_token_connects_and_runs_jobs() {
-    let Some(server) = AuthServer::start("s3cr3t") else {
+    let Some(server) = NatsServer::start_with(&["--auth", "s3cr3t"]) else {
         return;
     };
     let broker = Broker::new(server.url())
@@ -1049,6 +981,156 @@ fn the_right_token_connects_and_runs_jobs() {
     .expect("the submitter connects with the right token");
     assert_worker_still_runs(&submitter, &square, "connecting with a token");
     assert_eq!(stop_worker(worker), 3);
+}
+
+/// Connects a worker and a submitter through `broker` and runs a job; `login` names the way
+/// in, for the messages.
+fn assert_login_runs_jobs(broker: Broker, login: &str) {
+    let mut types = TaskTypes::new();
+    let square = types.register("square", |x: u64| Ok(x * x));
+    let worker = {
+        let broker = broker.clone();
+        bounded(&format!("Worker::start with {login}"), LIMIT, move || {
+            Worker::start(&broker, types, 2)
+        })
+        .unwrap_or_else(|err| panic!("the worker does not connect with {login}: {err}"))
+    };
+    let submitter = bounded(
+        &format!("Submitter::connect with {login}"),
+        LIMIT,
+        move || Submitter::connect(&broker),
+    )
+    .unwrap_or_else(|err| panic!("the submitter does not connect with {login}: {err}"));
+    assert_worker_still_runs(&submitter, &square, &format!("connecting with {login}"));
+    assert_eq!(stop_worker(worker), 3);
+}
+
+#[test]
+fn a_user_and_password_log_in_and_a_wrong_password_is_refused() {
+    let Some(server) = NatsServer::start_with(&["--user", "alice", "--pass", "pa55w0rd"]) else {
+        return;
+    };
+    let wrong = Broker::new(server.url()).user_password("alice", "wr0ng");
+    // The library's own connect timeout is 10 s; allow a little more.
+    let refused = bounded(
+        "Submitter::connect with a wrong password",
+        Duration::from_secs(15),
+        move || Submitter::connect(&wrong).map(drop),
+    );
+    match refused {
+        Err(ClusterError::Connect(why)) => assert!(
+            !why.contains("wr0ng") && !why.contains("pa55w0rd"),
+            "the error shows a password: {why}"
+        ),
+        other => panic!("a wrong password: expected ClusterError::Connect, got {other:?}"),
+    }
+    let right = Broker::new(server.url())
+        .user_password("alice", "pa55w0rd")
+        .ack_wait(Duration::from_secs(5));
+    assert_login_runs_jobs(right, "a user and password");
+}
+
+/// A certificate authority and a certificate it signed for 127.0.0.1, made with the
+/// `openssl` command in `dir`: (the authority's certificate, the server's, the server's
+/// key); `None` (after a printed note) without `openssl`.
+fn certificates(dir: &std::path::Path) -> Option<[std::path::PathBuf; 3]> {
+    let openssl = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+    };
+    if openssl(&["version"]).is_err() {
+        println!("skipped: no openssl command to make a test certificate with");
+        return None;
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &key[..],
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &key[..],
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for (step, subject) in steps
+        .iter()
+        .zip(["/CN=jobpool test CA", "/CN=127.0.0.1", ""])
+    {
+        let mut args = step.clone();
+        if !subject.is_empty() {
+            args.extend(["-days", "1", "-subj", subject]);
+        }
+        let status = openssl(&args).expect("openssl runs");
+        assert!(status.success(), "openssl {args:?} failed");
+    }
+    Some(["ca.pem", "server.pem", "server.key"].map(|file| dir.join(file)))
+}
+
+#[test]
+fn tls_with_a_private_authority_connects_and_runs_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some([authority, certificate, key]) = certificates(dir.path()) else {
+        return;
+    };
+    let (certificate, key) = (certificate.to_str().unwrap(), key.to_str().unwrap());
+    let options = ["--tls", "--tlscert", certificate, "--tlskey", key];
+    let Some(server) = NatsServer::start_with(&options) else {
+        return;
+    };
+    // Without the authority the server's certificate is not trusted.
+    let untrusted = Broker::new(server.url()).require_tls(true);
+    let refused = bounded(
+        "Submitter::connect without the authority",
+        Duration::from_secs(15),
+        move || Submitter::connect(&untrusted).map(drop),
+    );
+    assert!(
+        matches!(refused, Err(ClusterError::Connect(_))),
+        "an untrusted certificate: expected ClusterError::Connect, got {refused:?}"
+    );
+    let trusted = Broker::new(server.url())
+        .require_tls(true)
+        .root_certificate(&authority)
+        .ack_wait(Duration::from_secs(5));
+    assert_login_runs_jobs(trusted, "TLS");
 }
 
 // ---------------------------------------------------------------------------------------------

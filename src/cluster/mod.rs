@@ -58,6 +58,7 @@ pub struct Broker {
     url: String,
     login: Login,
     require_tls: bool,
+    root_certificates: Vec<PathBuf>,
     ack_wait: Duration,
 }
 
@@ -77,6 +78,7 @@ impl Broker {
             url: url.into(),
             login: Login::None,
             require_tls: false,
+            root_certificates: Vec::new(),
             ack_wait: Duration::from_secs(30),
         }
     }
@@ -99,9 +101,31 @@ impl Broker {
         self
     }
 
-    /// Requires TLS to the broker (the client supports it through rustls).
+    /// Requires TLS to the broker (the client supports it through rustls). The broker's
+    /// certificate is checked against the system's roots and those added with
+    /// [`root_certificate`](Self::root_certificate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::Broker;
+    ///
+    /// let broker = Broker::new("tls://nats.example.com:4222")
+    ///     .require_tls(true)
+    ///     .root_certificate("/etc/nats/ca.pem")
+    ///     .user_password("worker", "s3cret");
+    /// # let _ = broker;
+    /// ```
     pub fn require_tls(mut self, yes: bool) -> Broker {
         self.require_tls = yes;
+        self
+    }
+
+    /// Trusts the certificates in the PEM file at `path` as roots, for a broker whose
+    /// certificate a private authority signed. Read when connecting: a file that cannot be
+    /// read is a [`ClusterError::Connect`] then.
+    pub fn root_certificate(mut self, path: impl Into<PathBuf>) -> Broker {
+        self.root_certificates.push(path.into());
         self
     }
 
@@ -121,6 +145,9 @@ impl Broker {
         let mut options = async_nats::ConnectOptions::new()
             .require_tls(self.require_tls)
             .max_reconnects(None);
+        for path in &self.root_certificates {
+            options = options.add_root_certificates(path.clone());
+        }
         options = match &self.login {
             Login::None => options,
             Login::Token(token) => options.token(token.clone()),
@@ -162,6 +189,7 @@ impl fmt::Debug for Broker {
             .field("url", &self.url)
             .field("login", &login)
             .field("require_tls", &self.require_tls)
+            .field("root_certificates", &self.root_certificates)
             .field("ack_wait", &self.ack_wait)
             .finish()
     }

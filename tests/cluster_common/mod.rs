@@ -15,11 +15,18 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
+    /// Options beyond the harness's own (a login, TLS).
+    options: Vec<String>,
 }
 
 impl NatsServer {
     /// Starts a server; `None` (after a printed note) if there is no `nats-server` here.
     pub fn start() -> Option<NatsServer> {
+        NatsServer::start_with(&[])
+    }
+
+    /// [`start`](Self::start), with more of `nats-server`'s options (`--auth TOKEN`, ...).
+    pub fn start_with(options: &[&str]) -> Option<NatsServer> {
         if Command::new("nats-server")
             .arg("--version")
             .output()
@@ -41,6 +48,7 @@ impl NatsServer {
             child: None,
             port,
             store: tempfile::tempdir().expect("a store directory"),
+            options: options.iter().map(|o| o.to_string()).collect(),
         };
         server.launch();
         Some(server)
@@ -60,6 +68,7 @@ impl NatsServer {
             .arg(self.port.to_string())
             .arg("-sd")
             .arg(self.store.path())
+            .args(&self.options)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
