@@ -16,6 +16,19 @@ pub(crate) const TASKS: &str = "JOBPOOL_TASKS";
 pub(crate) const RESULTS: &str = "JOBPOOL_RESULTS";
 
 /// How long results and job records are kept.
+/// How long the broker may hold a worker's request for a job's tasks before it answers with
+/// none.
+pub(crate) const PULL_EXPIRES: Duration = Duration::from_millis(10);
+
+/// How long a worker waits for the answer to a request for a job's tasks before it gives the
+/// request up: the broker (2.9) never answers a request to a consumer deleted under it.
+pub(crate) const UNANSWERED: Duration = Duration::from_millis(200);
+
+/// How long a finished job's consumer lives on after its record says done: longer than any
+/// request for its tasks that a worker made before it read that record, so that none waits
+/// [`UNANSWERED`].
+pub(crate) const CONSUMER_LINGER: Duration = Duration::from_millis(100);
+
 const KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub(crate) fn job_subject(job: &str) -> String {

@@ -162,7 +162,7 @@ impl Submitter {
                 ClusterError::Broker(format!("cannot create the job's consumer: {err}"))
             })?;
             publish_record(js, &record).await?;
-            let mut acks = Vec::with_capacity(tasks.len());
+            let mut acks = Vec::with_capacity(tasks.len().min(ACK_WINDOW));
             for (index, argument) in tasks.into_iter().enumerate() {
                 let message = TaskMessage {
                     index: index as u64,
@@ -179,17 +179,10 @@ impl Submitter {
                 // The client lets at most 5,000 acknowledgements wait at once: take them in
                 // windows well under that, or a large job never finishes submitting.
                 if acks.len() == ACK_WINDOW {
-                    for ack in acks.drain(..) {
-                        ack.await.map_err(|err| {
-                            ClusterError::Broker(format!("a task was not stored: {err}"))
-                        })?;
-                    }
+                    stored(&mut acks).await?;
                 }
             }
-            for ack in acks {
-                ack.await
-                    .map_err(|err| ClusterError::Broker(format!("a task was not stored: {err}")))?;
-            }
+            stored(&mut acks).await?;
             Ok::<(), ClusterError>(())
         })?;
         Ok(RemoteJob::new(self.shared.clone(), record))
@@ -258,6 +251,15 @@ fn new_job_id() -> String {
         *word = hasher.finish();
     }
     format!("{:016x}{:016x}", words[0], words[1])
+}
+
+/// Waits until the server has stored every task in `acks`.
+async fn stored(acks: &mut Vec<jetstream::context::PublishAckFuture>) -> Result<(), ClusterError> {
+    for ack in acks.drain(..) {
+        ack.await
+            .map_err(|err| ClusterError::Broker(format!("a task was not stored: {err}")))?;
+    }
+    Ok(())
 }
 
 async fn publish_record(js: &jetstream::Context, record: &JobRecord) -> Result<(), ClusterError> {
@@ -509,6 +511,9 @@ impl<O: DeserializeOwned> RemoteJob<O> {
         let (js, record) = (self.shared.js.clone(), record.clone());
         let cleanup = self.shared.runtime.spawn(async move {
             let _ = publish_record(&js, &record).await;
+            // Workers that asked for its tasks before they read the record get their answer
+            // first (see the protocol).
+            tokio::time::sleep(protocol::CONSUMER_LINGER).await;
             let _ = js
                 .delete_consumer_from_stream(protocol::consumer_name(&record.id), protocol::TASKS)
                 .await;

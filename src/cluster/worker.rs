@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::protocol::{self, JobRecord, ResultMessage, TaskMessage};
+use super::protocol::{self, JobRecord, ResultMessage, TaskMessage, PULL_EXPIRES, UNANSWERED};
 use super::registry::{Attempt, ErasedType};
 use super::{runtime, Broker, ClusterError, TaskTypes};
 use crate::job::retry::Decision;
@@ -21,10 +21,6 @@ use crate::{Pool, TaskError};
 /// The largest result a worker publishes; a larger one is replaced by an error that says so
 /// (the server's default maximum payload is 1 MiB).
 const MAX_RESULT: usize = 900 * 1024;
-
-/// How long the broker may hold a worker's request for a job's tasks before it answers with
-/// none.
-const PULL_EXPIRES: Duration = Duration::from_millis(10);
 
 /// How long a worker with nothing to do waits before it looks again at its jobs' consumers
 /// (sooner if a job is submitted or a task of its own ends).
@@ -80,6 +76,8 @@ struct WorkerState {
     stopping: AtomicBool,
     /// Something changed: a job, or a task ended.
     changed: Notify,
+    /// A job record was read (for whoever waits on a job's request now).
+    record_seen: Notify,
     /// Tasks run, for the caller.
     ran: AtomicUsize,
 }
@@ -130,6 +128,7 @@ impl Worker {
             answering: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             changed: Notify::new(),
+            record_seen: Notify::new(),
             ran: AtomicUsize::new(0),
         });
         let main = runtime.spawn(state.clone().main());
@@ -267,6 +266,7 @@ impl WorkerState {
             };
             self.jobs.lock().insert(record.id.clone(), record);
             self.changed.notify_one();
+            self.record_seen.notify_waiters();
         }
         Ok(())
     }
@@ -288,6 +288,8 @@ impl WorkerState {
             .cloned()
             .collect();
         jobs.sort_by_key(|job| (-job.priority, job.submitted_ms));
+        // Forget the consumers of jobs that ended.
+        consumers.retain(|id, _| jobs.iter().any(|job| &job.id == id));
         let mut fetched = 0;
         for job in jobs {
             let took = self.took.lock().get(&job.id).copied();
@@ -330,9 +332,21 @@ impl WorkerState {
             };
             // Bounded here too: a request to a consumer deleted meanwhile gets no answer. Then
             // look the consumer up again next time (and forget the job if it is gone).
-            let deadline = tokio::time::Instant::now() + PULL_EXPIRES * 20;
+            let deadline = tokio::time::Instant::now() + UNANSWERED;
             loop {
-                let Ok(next) = tokio::time::timeout_at(deadline, batch.next()).await else {
+                // A record that comes meanwhile may end the job: then give the request up
+                // rather than keep a new job waiting (see the protocol for why that is safe).
+                let record = self.record_seen.notified();
+                let next = tokio::select! {
+                    next = tokio::time::timeout_at(deadline, batch.next()) => next,
+                    _ = record => {
+                        if !self.jobs.lock().get(&job.id).is_some_and(|j| !j.done && !j.cancelled) {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let Ok(next) = next else {
                     consumers.remove(&job.id);
                     break;
                 };
