@@ -34,9 +34,7 @@
 //!    process id), cap 1,000, from `submit` to the end of `RemoteJob::wait`: tasks/s. Its size
 //!    is `--jobpool-tasks`, or else, per W, sized from an untimed pilot job of 200 tasks so
 //!    that a job lasts about 3 s: at least 200, at most 5,000 and `--tasks` (a slow cluster
-//!    would otherwise take minutes a round; and as of 7189f22 `Submitter::submit` of more
-//!    than 5,000 tasks never returns: it awaits the publishes' acknowledgements only after
-//!    the last task is sent, and the client lets no more than 5,000 be pending).
+//!    would otherwise take minutes a round).
 //!    Against **raw JetStream**: `--tasks` messages published to a work-queue stream, each
 //!    with a message id as jobpool's tasks (all sent one after the other, the
 //!    acknowledgements awaited as they come on a task of their own), pulled by W raw worker
