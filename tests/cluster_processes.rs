@@ -767,6 +767,86 @@ fn a_worker_killed_mid_job_loses_no_task() {
     println!("{:?}", began.elapsed());
 }
 
+/// 2 worker processes of 2 threads, a job of 16 tasks of 300 ms with k = 4 and an ack wait of
+/// 2 minutes; once a worker has tasks in flight, it gets SIGTERM. It finishes them and
+/// reports their results before it exits (its log ends every task it started), so the job
+/// completes long before any ack wait, and no task runs twice: nothing it held was dropped.
+#[test]
+fn a_worker_stopped_with_sigterm_mid_job_finishes_what_it_holds() {
+    let _one = one_at_a_time();
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let (tasks, sleep_ms, cap) = (16u64, 300u64, 4usize);
+    // Longer than `HANG`: a task dropped by the stopping worker would fail `wait_bounded`.
+    let ack_wait = Duration::from_secs(120);
+    let (types, submitter) = connect_first(&server, ack_wait);
+    let mut procs = Procs::new();
+    let names = ["w0", "w1"];
+    for name in names {
+        procs.spawn_worker(name, &server.url(), 2, ack_wait);
+    }
+    for name in names {
+        procs.wait_for_marker(name, &format!("ready-{name}"));
+    }
+    let job = submitter
+        .submit(&types.sleepy, (0..tasks).map(|i| (i, sleep_ms)), cap)
+        .unwrap();
+
+    let in_flight = |procs: &Procs, pid: u32| {
+        let logs = read_logs(procs.dir());
+        let of = |start: bool| -> BTreeSet<u64> {
+            logs.iter()
+                .filter(|l| l.start == start && l.pid == pid)
+                .map(|l| l.index)
+                .collect()
+        };
+        of(true).difference(&of(false)).count()
+    };
+    let pids = names.map(|name| procs.pid(name));
+    let mut stopped = None;
+    wait_for_other_process("a worker with a task in flight", || {
+        stopped = (0..names.len()).find(|&i| in_flight(&procs, pids[i]) > 0);
+        stopped.is_some()
+    });
+    let stopped = names[stopped.expect("a worker to stop")];
+    let stopped_pid = procs.pid(stopped);
+    let ran = procs.stop_worker(stopped);
+    assert_eq!(
+        in_flight(&procs, stopped_pid),
+        0,
+        "{stopped} exited with tasks it started and never ended"
+    );
+
+    let runs = check_runs(wait_bounded(job, "the job"), tasks, sleep_ms);
+    let logs = read_logs(procs.dir());
+    let ended_by_stopped = logs
+        .iter()
+        .filter(|l| !l.start && l.pid == stopped_pid)
+        .count();
+    assert!(ran > 0, "{stopped} ran nothing");
+    assert_eq!(
+        ran, ended_by_stopped,
+        "{stopped} says it ran {ran} tasks; its log shows {ended_by_stopped}"
+    );
+    let starts = logs.iter().filter(|l| l.start).count();
+    assert_eq!(
+        starts, tasks as usize,
+        "{starts} runs for {tasks} tasks: a task the stopped worker held ran again"
+    );
+    let overlap = max_overlap(runs.iter().map(|r| (r.start_ns, r.end_ns)));
+    assert!(
+        overlap <= cap,
+        "{overlap} tasks ran at once, over the cap of {cap}"
+    );
+    println!(
+        "{stopped} stopped after {ran} tasks; results per worker process: {:?}",
+        runs_per_pid(&runs)
+    );
+    let other = names.iter().find(|name| **name != stopped).unwrap();
+    procs.stop_worker(other);
+}
+
 // ------------------------------------------------------------------------------------------
 // 3. A submitter killed after submitting
 // ------------------------------------------------------------------------------------------
