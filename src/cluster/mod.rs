@@ -73,6 +73,16 @@ enum Login {
 
 impl Broker {
     /// The broker at `url` (`nats://host:port`), with no login, an ack wait of 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::Broker;
+    ///
+    /// let broker = Broker::new("nats://127.0.0.1:4222");
+    /// let shown = format!("{broker:?}");
+    /// assert!(shown.contains(r#"login: "none""#) && shown.contains("ack_wait: 30s"));
+    /// ```
     pub fn new(url: impl Into<String>) -> Broker {
         Broker {
             url: url.into(),
@@ -84,18 +94,51 @@ impl Broker {
     }
 
     /// Logs in with a token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::Broker;
+    ///
+    /// let broker = Broker::new("nats://127.0.0.1:4222").token("s3cret");
+    /// let shown = format!("{broker:?}");
+    /// assert!(shown.contains(r#"login: "token""#));
+    /// assert!(!shown.contains("s3cret")); // Debug names the kind of login, not the token
+    /// ```
     pub fn token(mut self, token: impl Into<String>) -> Broker {
         self.login = Login::Token(token.into());
         self
     }
 
     /// Logs in with a user name and a password.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::Broker;
+    ///
+    /// let broker = Broker::new("nats://127.0.0.1:4222").user_password("worker", "s3cret");
+    /// let shown = format!("{broker:?}");
+    /// assert!(shown.contains(r#"login: "user and password""#));
+    /// assert!(!shown.contains("worker") && !shown.contains("s3cret"));
+    /// ```
     pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Broker {
         self.login = Login::UserPassword(user.into(), password.into());
         self
     }
 
-    /// Logs in with a NATS credentials file (a JWT and an NKey seed).
+    /// Logs in with a NATS credentials file (a JWT and an NKey seed). The file is read when
+    /// connecting, not here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::Broker;
+    ///
+    /// let broker = Broker::new("nats://127.0.0.1:4222")
+    ///     .credentials_file("/etc/nats/worker.creds"); // not read yet: read when connecting
+    /// assert!(format!("{broker:?}").contains(r#"login: "credentials file""#));
+    /// ```
     pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Broker {
         self.login = Login::CredentialsFile(path.into());
         self
@@ -124,6 +167,17 @@ impl Broker {
     /// Trusts the certificates in the PEM file at `path` as roots, for a broker whose
     /// certificate a private authority signed. Read when connecting: a file that cannot be
     /// read is a [`ClusterError::Connect`] then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::Broker;
+    ///
+    /// let broker = Broker::new("tls://nats.internal:4222")
+    ///     .require_tls(true)
+    ///     .root_certificate("/etc/nats/ca.pem"); // not read yet: read when connecting
+    /// assert!(format!("{broker:?}").contains("/etc/nats/ca.pem"));
+    /// ```
     pub fn root_certificate(mut self, path: impl Into<PathBuf>) -> Broker {
         self.root_certificates.push(path.into());
         self
@@ -133,6 +187,17 @@ impl Broker {
     /// (30 s unless set). A worker running a longer task tells the broker it is still at it
     /// every third of this, so only a worker that died or stalled loses its tasks; a short
     /// ack wait makes the cluster notice such a worker sooner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jobpool::cluster::Broker;
+    ///
+    /// // A worker that dies loses its tasks to another after 5 s, not 30 s.
+    /// let broker = Broker::new("nats://127.0.0.1:4222").ack_wait(Duration::from_secs(5));
+    /// assert!(format!("{broker:?}").contains("ack_wait: 5s"));
+    /// ```
     pub fn ack_wait(mut self, wait: Duration) -> Broker {
         self.ack_wait = wait;
         self

@@ -57,6 +57,15 @@ pub struct TaskTypes {
 
 impl TaskTypes {
     /// No task type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::TaskTypes;
+    ///
+    /// let types = TaskTypes::new();
+    /// assert!(!types.contains("square"));
+    /// ```
     pub fn new() -> TaskTypes {
         TaskTypes::default()
     }
@@ -68,6 +77,18 @@ impl TaskTypes {
     /// # Panics
     ///
     /// If a task type of that name is registered already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::TaskTypes;
+    ///
+    /// let mut types = TaskTypes::new();
+    /// // Any error the function returns is the task's failure: here, a number that does not parse.
+    /// let parse = types.register("parse", |s: String| Ok(s.trim().parse::<u64>()?));
+    /// assert_eq!(parse.name(), "parse");
+    /// assert!(types.contains("parse"));
+    /// ```
     pub fn register<A, O, F>(&mut self, name: &str, task: F) -> TaskType<A, O>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -150,6 +171,17 @@ impl TaskTypes {
     }
 
     /// Whether a task type named `name` is registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::TaskTypes;
+    ///
+    /// let mut types = TaskTypes::new();
+    /// types.register("square", |x: u64| Ok(x * x));
+    /// assert!(types.contains("square"));
+    /// assert!(!types.contains("cube"));
+    /// ```
     pub fn contains(&self, name: &str) -> bool {
         self.types.contains_key(name)
     }
@@ -185,6 +217,16 @@ pub struct TaskType<A, O> {
 
 impl<A, O> TaskType<A, O> {
     /// The task type's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::TaskTypes;
+    ///
+    /// let mut types = TaskTypes::new();
+    /// let square = types.register("square", |x: u64| Ok(x * x));
+    /// assert_eq!(square.name(), "square");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -76,6 +76,17 @@ impl Submitter {
     ///
     /// If the broker cannot be reached in 10 s, refuses the login, or cannot create the
     /// cluster's streams.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use jobpool::cluster::{Broker, Submitter};
+    ///
+    /// let broker = Broker::new("nats://127.0.0.1:4222").token(std::env::var("NATS_TOKEN")?);
+    /// let submitter = Submitter::connect(&broker)?;
+    /// # let _ = submitter;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connect(broker: &Broker) -> Result<Submitter, ClusterError> {
         let runtime = runtime()?;
         let js = runtime.block_on(broker.connect())?;
@@ -95,6 +106,19 @@ impl Submitter {
     /// # Errors
     ///
     /// [`ClusterError::ZeroCap`], an argument that does not serialize, or the broker's.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    ///
+    /// let mut types = TaskTypes::new();
+    /// let square = types.register("square", |x: u64| Ok(x * x));
+    /// let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// let job = submitter.submit(&square, 1..=3u64, 2)?; // at most 2 at once, cluster-wide
+    /// assert_eq!(job.wait()?, [Ok(1), Ok(4), Ok(9)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn submit<A, O, I>(
         &self,
         task_type: &TaskType<A, O>,
@@ -115,6 +139,20 @@ impl Submitter {
     /// # Errors
     ///
     /// As [`submit`](Self::submit).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use jobpool::Priority;
+    /// # use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    /// # let mut types = TaskTypes::new();
+    /// # let square = types.register("square", |x: u64| Ok(x * x));
+    /// # let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// // Workers take these tasks before those of jobs at `Normal` or `Low`.
+    /// let urgent = submitter.submit_with_priority(&square, 0..10u64, 4, Priority::High)?;
+    /// let squares = urgent.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn submit_with_priority<A, O, I>(
         &self,
         task_type: &TaskType<A, O>,
@@ -196,6 +234,19 @@ impl Submitter {
     ///
     /// [`ClusterError::UnknownJob`] if no job has this id, [`ClusterError::UnknownTaskType`]
     /// if it is not of type `task_type`, or the broker's.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    ///
+    /// let mut types = TaskTypes::new(); // the same task types as the process that submitted
+    /// let square = types.register("square", |x: u64| Ok(x * x));
+    /// let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// let id = std::env::args().nth(1).ok_or("usage: collect JOB_ID")?; // from RemoteJob::id
+    /// let squares = submitter.attach(&square, &id)?.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn attach<A, O>(
         &self,
         task_type: &TaskType<A, O>,
@@ -299,6 +350,16 @@ pub struct RemoteFailure {
 
 impl RemoteFailure {
     /// The failure of a task that never ran: its job was cancelled first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::RemoteFailure;
+    ///
+    /// let failure = RemoteFailure::cancelled();
+    /// assert!(failure.is_cancelled());
+    /// assert_eq!(failure.attempt(), 0);
+    /// ```
     pub fn cancelled() -> RemoteFailure {
         RemoteFailure {
             message: "cancelled before it ran".to_owned(),
@@ -308,11 +369,30 @@ impl RemoteFailure {
 
     /// The error, in words (the task's own error, a panic's message, or why the task could
     /// not run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::RemoteFailure;
+    ///
+    /// let failure = RemoteFailure::cancelled();
+    /// assert_eq!(failure.message(), "cancelled before it ran");
+    /// assert_eq!(failure.to_string(), failure.message()); // Display shows the message
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// The attempt that failed, from 1 (0 for a task that never ran).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jobpool::cluster::RemoteFailure;
+    ///
+    /// let failure = RemoteFailure::cancelled();
+    /// assert_eq!(failure.attempt(), 0); // it never ran
+    /// ```
     pub fn attempt(&self) -> u64 {
         self.attempt
     }
@@ -375,6 +455,20 @@ impl<O: DeserializeOwned> RemoteJob<O> {
     }
 
     /// The job's id: give it to [`Submitter::attach`] to collect the results elsewhere.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    /// # let mut types = TaskTypes::new();
+    /// # let square = types.register("square", |x: u64| Ok(x * x));
+    /// # let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// let job = submitter.submit(&square, 0..100u64, 5)?;
+    /// let id = job.id();
+    /// let same = submitter.attach(&square, &id)?; // as another process would
+    /// assert_eq!(same.id(), id);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn id(&self) -> String {
         self.record.lock().id.clone()
     }
@@ -384,6 +478,20 @@ impl<O: DeserializeOwned> RemoteJob<O> {
     /// # Errors
     ///
     /// The broker's.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    /// # let mut types = TaskTypes::new();
+    /// # let square = types.register("square", |x: u64| Ok(x * x));
+    /// # let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// let job = submitter.submit(&square, 0..100u64, 5)?;
+    /// let (done, total) = job.progress()?;
+    /// assert!(done <= total && total == 100);
+    /// println!("{done} of {total} tasks done");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn progress(&self) -> Result<(usize, usize), ClusterError> {
         let mut collected = self.collected.lock();
         self.read(&mut collected, Some(Duration::from_millis(5)))?;
@@ -424,6 +532,18 @@ impl<O: DeserializeOwned> RemoteJob<O> {
     /// # Errors
     ///
     /// The broker's.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    /// # let mut types = TaskTypes::new();
+    /// # let square = types.register("square", |x: u64| Ok(x * x));
+    /// # let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// let job = submitter.submit(&square, 0..4u64, 2)?;
+    /// assert_eq!(job.wait()?, [Ok(0), Ok(1), Ok(4), Ok(9)]); // in the order of the arguments
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait(&self) -> Result<Vec<Result<O, RemoteFailure>>, ClusterError> {
         let results = self.wait_unless(&AtomicBool::new(false))?;
         Ok(results.unwrap_or_else(|| unreachable!("never abandoned")))
@@ -529,6 +649,21 @@ impl<O: DeserializeOwned> RemoteJob<O> {
     /// # Errors
     ///
     /// The broker's.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    /// # let mut types = TaskTypes::new();
+    /// # let square = types.register("square", |x: u64| Ok(x * x));
+    /// # let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// let job = submitter.submit(&square, 0..1000u64, 2)?;
+    /// job.cancel()?;
+    /// let results = job.wait()?; // returns once the running tasks have reported
+    /// let never_ran = results.iter().filter(|r| matches!(r, Err(f) if f.is_cancelled()));
+    /// println!("{} tasks never ran", never_ran.count());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cancel(&self) -> Result<(), ClusterError> {
         let mut record = self.record.lock();
         let shared = &self.shared;
@@ -554,6 +689,20 @@ impl<O: DeserializeOwned> RemoteJob<O> {
     /// # Errors
     ///
     /// [`ClusterError::ZeroCap`], or the broker's.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use jobpool::cluster::ClusterError;
+    /// # use jobpool::cluster::{Broker, Submitter, TaskTypes};
+    /// # let mut types = TaskTypes::new();
+    /// # let square = types.register("square", |x: u64| Ok(x * x));
+    /// # let submitter = Submitter::connect(&Broker::new("nats://127.0.0.1:4222"))?;
+    /// let job = submitter.submit(&square, 0..1000u64, 2)?;
+    /// job.set_cap(10)?; // more workers came up: up to 10 at once, cluster-wide
+    /// assert_eq!(job.set_cap(0), Err(ClusterError::ZeroCap));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_cap(&self, cap: usize) -> Result<(), ClusterError> {
         if cap == 0 {
             return Err(ClusterError::ZeroCap);

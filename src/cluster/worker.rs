@@ -104,6 +104,20 @@ impl Worker {
     /// # Panics
     ///
     /// If `threads` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use jobpool::cluster::{Broker, TaskTypes, Worker};
+    ///
+    /// let mut types = TaskTypes::new();
+    /// types.register("square", |x: u64| Ok(x * x));
+    /// let threads = std::thread::available_parallelism()?.get();
+    /// let worker = Worker::start(&Broker::new("nats://127.0.0.1:4222"), types, threads)?;
+    /// // It runs tasks in the background until stopped (or dropped).
+    /// let ran = worker.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start(
         broker: &Broker,
         types: TaskTypes,
@@ -145,6 +159,18 @@ impl Worker {
     /// # Errors
     ///
     /// As [`stop`](Self::stop).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use jobpool::cluster::{Broker, TaskTypes, Worker};
+    /// # let mut types = TaskTypes::new();
+    /// # types.register("square", |x: u64| Ok(x * x));
+    /// let worker = Worker::start(&Broker::new("nats://127.0.0.1:4222"), types, 8)?;
+    /// let ran = worker.run_until_signal()?; // blocks until SIGTERM or Ctrl-C
+    /// println!("stopped after {ran} tasks");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn run_until_signal(self) -> Result<usize, ClusterError> {
         self.runtime.block_on(async {
             #[cfg(unix)]
@@ -172,6 +198,21 @@ impl Worker {
     /// # Errors
     ///
     /// The broker's error that ended the worker's loop early, if one did.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use jobpool::cluster::{Broker, Submitter, TaskTypes, Worker};
+    ///
+    /// let mut types = TaskTypes::new();
+    /// let square = types.register("square", |x: u64| Ok(x * x));
+    /// let broker = Broker::new("nats://127.0.0.1:4222");
+    /// let worker = Worker::start(&broker, types, 4)?;
+    /// Submitter::connect(&broker)?.submit(&square, 0..10u64, 4)?.wait()?;
+    /// let ran = worker.stop()?; // other workers may have run some of the 10
+    /// println!("this worker ran {ran} tasks");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stop(mut self) -> Result<usize, ClusterError> {
         self.state.stopping.store(true, Relaxed);
         self.state.changed.notify_one();
@@ -185,6 +226,19 @@ impl Worker {
     }
 
     /// How many tasks it has run so far.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use jobpool::cluster::{Broker, Submitter, TaskTypes, Worker};
+    /// # let mut types = TaskTypes::new();
+    /// # let square = types.register("square", |x: u64| Ok(x * x));
+    /// # let broker = Broker::new("nats://127.0.0.1:4222");
+    /// let worker = Worker::start(&broker, types, 4)?;
+    /// Submitter::connect(&broker)?.submit(&square, 0..10u64, 4)?.wait()?;
+    /// println!("{} tasks run here so far", worker.tasks_run());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tasks_run(&self) -> usize {
         self.state.ran.load(Relaxed)
     }
