@@ -293,7 +293,7 @@ fn main() {
     println!("A job costs one Arc'd JobCore (the most common size above, once per job), its");
     println!("slot vector (a second small allocation; the task deque of zero-sized closures");
     println!("allocates nothing), and a 16-byte entry in the run queue's FIFO of jobs not yet");
-    println!("served, which grows by doubling (the few large allocations). JobCore is large");
-    println!("because its per-task cancel flag sits on a cache line of its own (no false sharing");
-    println!("with the fields workers write at every chunk).");
+    println!("served, which grows by doubling (the few large allocations). What few jobs use");
+    println!("(a name, a deadline, limiters, retries, failures, a completion log, a callback)");
+    println!("is boxed apart and allocated only when used, so a plain job's JobCore stays small.");
 }

@@ -76,7 +76,7 @@ where
             let _task_span = tracing::info_span!(
                 parent: &self.span,
                 "task",
-                job = self.settings.name.as_deref().unwrap_or(""),
+                job = self.settings.name().map_or("", |name| &**name),
                 index = run.first + outcomes.values.len(),
                 attempt = task.next_attempt(),
             )

@@ -288,9 +288,15 @@ where
         let found = ready(&mut st);
         let unneeded = match found {
             // Nothing more to wait for: a waker an earlier poll left goes too.
-            Some(_) => st.waker.take(),
-            None if st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) => None,
-            None => std::mem::replace(&mut st.waker, fresh.take()),
+            Some(_) => st.take_waker(),
+            None => {
+                let slot = st.waker_slot();
+                if slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    None
+                } else {
+                    std::mem::replace(slot, fresh.take())
+                }
+            }
         };
         drop(st);
         drop((fresh, unneeded));
@@ -302,7 +308,7 @@ where
 
     /// Takes back the waker a `Pending` poll left, and drops it with the lock released.
     pub(super) fn drop_waker(&self) {
-        let waker = self.state.lock().waker.take();
+        let waker = self.state.lock().take_waker();
         drop(waker);
     }
 }

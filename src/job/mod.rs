@@ -20,7 +20,6 @@ pub use handle::{Canceller, Completions, JobHandle, Progress};
 pub use retry::Retry;
 pub use task::TaskContext;
 
-use crossbeam::utils::CachePadded;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -72,8 +71,11 @@ enum Mode {
 }
 
 /// What a worker checks before it starts each task of a claimed chunk. Read before every
-/// task, so it sits on a cache line of its own, away from `service`, `finished` and the lock,
-/// which change as tokens are taken.
+/// task; written rarely (a cancel, a deadline, a hand-back, the job's end). It is not padded to
+/// a cache line of its own: that would make every job's shared state 128-byte aligned and
+/// about three times its size (896 bytes against 240). Its line may hold the job's lock, which
+/// workers write once per chunk, not per task; chunks grow to thousands of tasks when tasks
+/// are short, so the reads before each task almost always hit a line that stays put.
 #[derive(Default)]
 pub(crate) struct TaskGate {
     /// Set by `cancel` (`CANCELLED`) or when the job's deadline passes (`TIMED_OUT`): claimed
@@ -90,6 +92,10 @@ pub(crate) struct TaskGate {
     /// as its task returns: a worker then ends its chunk after each task, so that the result is
     /// recorded (and a waiting consumer woken) before the worker starts another task.
     results_wanted: AtomicBool,
+    /// Set once every task has an outcome: the job can never be runnable again, so its
+    /// run-queue entry is dead and may be dropped without a look at its state (README.md,
+    /// rule 2). Written under the job's lock, read `Relaxed` by the run queue.
+    finished: AtomicBool,
 }
 
 /// `TaskGate::stopped`: the job was cancelled.
@@ -114,6 +120,72 @@ pub(crate) struct Settings {
     pub(crate) fail_fast: bool,
 }
 
+/// A job's [`Settings`] as its core keeps them: what most jobs leave unset (a name, a run
+/// stage, a deadline, limiters) is boxed, and absent unless set, so that a plain job's shared
+/// state stays small.
+pub(crate) struct JobSettings {
+    pub(crate) priority: Priority,
+    pub(crate) fail_fast: bool,
+    extra: Option<Box<ExtraSettings>>,
+}
+
+/// The settings most jobs leave unset.
+struct ExtraSettings {
+    name: Option<Arc<str>>,
+    run: Option<(u64, bool)>,
+    deadline: Option<(Instant, std::time::Instant)>,
+    limiters: Vec<Limiter>,
+}
+
+impl From<Settings> for JobSettings {
+    fn from(settings: Settings) -> Self {
+        let Settings {
+            name,
+            priority,
+            run,
+            deadline,
+            limiters,
+            fail_fast,
+        } = settings;
+        let extra = (name.is_some() || run.is_some() || deadline.is_some() || !limiters.is_empty())
+            .then(|| {
+                Box::new(ExtraSettings {
+                    name,
+                    run,
+                    deadline,
+                    limiters,
+                })
+            });
+        JobSettings {
+            priority,
+            fail_fast,
+            extra,
+        }
+    }
+}
+
+impl JobSettings {
+    #[inline]
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.extra.as_ref().and_then(|extra| extra.name.as_ref())
+    }
+
+    #[inline]
+    pub(crate) fn run(&self) -> Option<(u64, bool)> {
+        self.extra.as_ref().and_then(|extra| extra.run)
+    }
+
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<(Instant, std::time::Instant)> {
+        self.extra.as_ref().and_then(|extra| extra.deadline)
+    }
+
+    #[inline]
+    pub(crate) fn limiters(&self) -> &[Limiter] {
+        self.extra.as_ref().map_or(&[], |extra| &extra.limiters)
+    }
+}
+
 /// A job's shared core. `F` is the task type and `T` its result.
 pub(crate) struct JobCore<F, T> {
     registry: Arc<Registry>,
@@ -122,7 +194,7 @@ pub(crate) struct JobCore<F, T> {
     /// The job's `tracing` span: its tasks' spans are its children.
     #[cfg(feature = "tracing")]
     span: tracing::Span,
-    settings: Settings,
+    settings: JobSettings,
     state: Mutex<JobState<F, T>>,
     /// Wakes threads waiting for the job to finish (`finish_waiters`) or to report a result
     /// (`result_waiters`). Notified only for what they wait for: a thread that waits for the
@@ -134,12 +206,8 @@ pub(crate) struct JobCore<F, T> {
     /// service*, its key in the run queue. Added to after every chunk; read `Relaxed` by the
     /// run queue and the fairness check, where a stale value only delays a refresh.
     service: AtomicU64,
-    /// Set once every task has an outcome: the job can never be runnable again, so its
-    /// run-queue entry is dead and may be dropped without a look at its state (README.md,
-    /// rule 2). Written under the job's lock, read `Relaxed` by the run queue.
-    finished: AtomicBool,
-    /// Checked before each task starts.
-    gate: CachePadded<TaskGate>,
+    /// Checked before each task starts (and by the run queue).
+    gate: TaskGate,
 }
 
 /// What follows a change of a job's state, found under its lock and carried out after.
@@ -161,12 +229,13 @@ where
     T: Send + 'static,
 {
     pub(crate) fn new(registry: Arc<Registry>, state: JobState<F, T>, settings: Settings) -> Self {
+        let settings = JobSettings::from(settings);
         let job_id = JobId::next();
         #[cfg(feature = "tracing")]
         let span = tracing::info_span!(
             "job",
             id = job_id.get(),
-            name = settings.name.as_deref().unwrap_or(""),
+            name = settings.name().map_or("", |name| &**name),
             priority = %settings.priority,
         );
         JobCore {
@@ -179,8 +248,7 @@ where
             progress: Condvar::new(),
             token_freed: Condvar::new(),
             service: AtomicU64::new(0),
-            finished: AtomicBool::new(false),
-            gate: CachePadded::new(TaskGate::default()),
+            gate: TaskGate::default(),
         }
     }
 
@@ -205,13 +273,13 @@ where
             st.started = true;
             self.tell(EventKind::JobStarted);
         }
-        if matches!(self.settings.run, Some((_, true))) && self.service.load(Relaxed) == 0 {
+        if matches!(self.settings.run(), Some((_, true))) && self.service.load(Relaxed) == 0 {
             // A run's first stage counts as started from its first token, not from the end of
             // its first chunk: pushed back below, it ranks with its run, not behind new runs.
             // (A read first: only its first turn writes.)
             self.service.fetch_max(1, Relaxed);
         }
-        let limited = !self.settings.limiters.is_empty();
+        let limited = !self.settings.limiters().is_empty();
         let mut parallelism = self.registry.threads().min(st.cap).max(1);
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
@@ -219,7 +287,7 @@ where
         let cx = JobContext {
             gate: &self.gate,
             registry: &self.registry,
-            deadline: self.settings.deadline.map(|(_, d)| d),
+            deadline: self.settings.deadline().map(|(_, d)| d),
             job_id: self.id(),
         };
         // The async waiter's waker, taken after a chunk was recorded and woken after the next
@@ -232,7 +300,7 @@ where
         loop {
             // A deadline is checked at each claim as well as by its timer, so no task starts
             // after it, whenever the timer fires (rule 9).
-            if let Some((deadline, _)) = self.settings.deadline {
+            if let Some((deadline, _)) = self.settings.deadline() {
                 if chunk_start >= deadline {
                     let _ = self
                         .gate
@@ -330,8 +398,8 @@ where
             } else {
                 Default::default()
             };
-            dropped.extend(st.dropped.drain(..));
-            if self.settings.fail_fast && st.failed + st.panicked > 0 {
+            dropped.extend(st.take_dropped());
+            if self.settings.fail_fast && st.failed() + st.panicked() > 0 {
                 // The first failure stops the job, as a cancel would.
                 let _ = self
                     .gate
@@ -392,7 +460,7 @@ where
     #[inline]
     fn job_key(&self) -> u64 {
         let service = self.service.load(Relaxed);
-        match self.settings.run {
+        match self.settings.run() {
             Some((birth, root)) if !root || service > 0 => {
                 priority::key(self.settings.priority, Stage::Continuing, birth)
             }
@@ -403,7 +471,7 @@ where
     /// The identities of the job's limiters whose slots are in `slots` (the ones lent to
     /// this token are on the thread's list already).
     fn limiter_ids(&self, slots: u64) -> Vec<usize> {
-        let limiters = self.settings.limiters.iter().enumerate();
+        let limiters = self.settings.limiters().iter().enumerate();
         limiters
             .filter(|(i, _)| slots & (1 << i) != 0)
             .map(|(_, l)| l.id())
@@ -418,9 +486,9 @@ where
     /// `may_run_lent` for a waiting worker).
     fn take_token(self: &Arc<Self>, st: &mut JobState<F, T>) -> Result<u64, Vec<Arc<dyn Held>>> {
         let mut slots = 0u64;
-        if !self.settings.limiters.is_empty() {
+        if !self.settings.limiters().is_empty() {
             let held: Arc<dyn Held> = self.clone();
-            for (i, limiter) in self.settings.limiters.iter().enumerate() {
+            for (i, limiter) in self.settings.limiters().iter().enumerate() {
                 if worker::RunningJob::holds_slot_of(limiter.id()) {
                     continue;
                 }
@@ -441,7 +509,7 @@ where
     /// Gives back the limiter slots in `slots`; returns the jobs to release.
     fn release_slots(&self, slots: u64) -> Vec<Arc<dyn Held>> {
         let mut released = Vec::new();
-        for (i, limiter) in self.settings.limiters.iter().enumerate() {
+        for (i, limiter) in self.settings.limiters().iter().enumerate() {
             if slots & (1 << i) != 0 {
                 released.extend(limiter.release_slot());
             }
@@ -459,7 +527,7 @@ where
     /// Takes a start slot of each limiter's rate at `now`, or says when the next is due.
     fn try_start(self: &Arc<Self>, now: Instant) -> Result<(), Instant> {
         let held: Arc<dyn Held> = self.clone();
-        for limiter in &self.settings.limiters {
+        for limiter in self.settings.limiters() {
             limiter.try_start(now, &held)?;
         }
         Ok(())
@@ -475,7 +543,7 @@ where
             && (!st.held
                 || self
                     .settings
-                    .limiters
+                    .limiters()
                     .iter()
                     .all(|l| worker::RunningJob::holds_slot_of(l.id())))
     }
@@ -504,7 +572,7 @@ where
     #[inline]
     fn tell(&self, kind: EventKind) {
         self.registry
-            .tell(Some(self.job_id), self.settings.name.as_ref(), kind);
+            .tell(Some(self.job_id), self.settings.name(), kind);
     }
 
     #[cold]
@@ -521,10 +589,7 @@ where
     /// on the slot of the worker `worker` says (`None`: the shared one).
     #[inline]
     fn report_counts(&self, st: &mut JobState<F, T>, worker: impl FnOnce() -> Option<usize>) {
-        let counts = st.counts();
-        let new = counts.since(&st.reported);
-        if !new.is_zero() {
-            st.reported = counts;
+        if let Some(new) = st.take_unreported() {
             self.registry.count(worker(), new);
         }
     }
@@ -554,17 +619,16 @@ where
         }
         let finished = if st.is_finished() && !st.finish_reported {
             st.finish_reported = true;
-            self.finished.store(true, Relaxed);
+            self.gate.finished.store(true, Relaxed);
             self.tell(EventKind::JobFinished {
                 done: st.done,
-                failed: st.failed + st.panicked,
-                not_run: st.cancelled + st.timed_out,
+                failed: st.failed() + st.panicked(),
+                not_run: st.cancelled() + st.timed_out(),
             });
-            Some(st.on_finish.take().map(|callback| {
+            Some(st.take_on_finish().map(|callback| {
                 (
                     callback,
-                    st.take_results()
-                        .map_err(|e| e.named(self.settings.name.as_ref())),
+                    st.take_results().map_err(|e| e.named(self.settings.name())),
                 )
             }))
         } else {
@@ -589,7 +653,7 @@ where
             // callback on a worker may still submit during shutdown: that worker takes the job.)
             // A finished job leaves its limiters' lists, which would otherwise keep it (and
             // its results) alive through the limiter it holds itself.
-            for limiter in &self.settings.limiters {
+            for limiter in self.settings.limiters() {
                 limiter.forget(Arc::as_ptr(self) as *const () as usize);
             }
             self.registry.job_finished();
@@ -659,7 +723,7 @@ where
 
     #[inline]
     fn is_finished(&self) -> bool {
-        self.finished.load(Relaxed)
+        self.gate.finished.load(Relaxed)
     }
 
     fn on_timer(self: Arc<Self>, now: Instant) {
@@ -667,9 +731,9 @@ where
         if st.is_finished() {
             return;
         }
-        st.timer_at = None;
+        st.timer_fired();
         let mut dropped = VecDeque::new();
-        let deadline = self.settings.deadline.map(|(d, _)| d);
+        let deadline = self.settings.deadline().map(|(d, _)| d);
         if self.registry.cancelling() {
             dropped = st.cancel_pending();
         } else if deadline.is_some_and(|d| now >= d) {
@@ -807,7 +871,7 @@ where
         self.state
             .lock()
             .take_results()
-            .map_err(|e| e.named(self.settings.name.as_ref()))
+            .map_err(|e| e.named(self.settings.name()))
     }
 
     fn start_log(&self) {
@@ -823,10 +887,8 @@ where
 
     fn poll_finish(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<T>, JobError<T>>> {
         self.poll_for(cx, |st| {
-            st.is_finished().then(|| {
-                st.take_results()
-                    .map_err(|e| e.named(self.settings.name.as_ref()))
-            })
+            st.is_finished()
+                .then(|| st.take_results().map_err(|e| e.named(self.settings.name())))
         })
     }
 
@@ -858,23 +920,23 @@ where
     }
 
     fn name(&self) -> Option<&str> {
-        self.settings.name.as_deref()
+        self.settings.name().map(|name| &**name)
     }
 
     fn progress(&self) -> Progress {
         let st = self.state.lock();
-        let waiting = st.delayed.len();
+        let waiting = st.waiting_retry();
         Progress {
             total: st.total(),
             pending: st.total() - st.ended() - waiting - st.running.min(st.total() - st.ended()),
             running: st.running,
             done: st.done,
-            panicked: st.panicked,
-            cancelled: st.cancelled,
-            failed: st.failed,
-            timed_out: st.timed_out,
+            panicked: st.panicked(),
+            cancelled: st.cancelled(),
+            failed: st.failed(),
+            timed_out: st.timed_out(),
             waiting_retry: waiting,
-            retries: st.retries,
+            retries: st.retries(),
             held: st.held || st.rate_wait,
             cap: st.cap,
             peak_running: st.peak_running,
@@ -885,13 +947,11 @@ where
         let mut st = self.state.lock();
         if st.finish_reported {
             // Finished before the callback came: it runs here and now.
-            let results = st
-                .take_results()
-                .map_err(|e| e.named(self.settings.name.as_ref()));
+            let results = st.take_results().map_err(|e| e.named(self.settings.name()));
             drop(st);
             call_quietly(|| callback(results));
         } else {
-            st.on_finish = Some(callback);
+            st.set_on_finish(callback);
         }
     }
 }
@@ -917,7 +977,7 @@ where
         let mut st = job.state.lock();
         st.queued = true;
         if let Some(deadline) = deadline {
-            st.timer_at = Some(deadline);
+            let _set = st.needs_timer(deadline);
         }
     } else {
         job.state.lock().finish_reported = true;
@@ -977,5 +1037,19 @@ impl Drop for InTurn<'_> {
     #[inline]
     fn drop(&mut self) {
         self.registry.set_current_job(self.worker, self.before);
+    }
+}
+#[cfg(all(test, not(loom)))]
+mod size_tests {
+    use std::mem::{align_of, size_of};
+
+    /// A plain job's shared state, its `Arc`'s one allocation (two counts, then the core), is
+    /// at most 256 bytes: what few jobs use is boxed apart (`JobSettings`, `state::Rare`).
+    #[test]
+    fn a_plain_jobs_shared_state_fits_in_256_bytes() {
+        type Core = super::JobCore<fn(), ()>;
+        let header = (2 * size_of::<usize>()).next_multiple_of(align_of::<Core>());
+        let shared = header + size_of::<Core>();
+        assert!(shared <= 256, "a job's shared state is {shared} bytes");
     }
 }

@@ -117,72 +117,121 @@ impl<F, T> ChunkOutcomes<F, T> {
 pub(crate) type FinishCallback<T> = Box<dyn FnOnce(Result<Vec<T>, JobError<T>>) + Send>;
 
 /// Everything about a job that its lock guards.
+///
+/// What every job needs is kept inline; what few jobs need (tasks handed back, failures,
+/// cancellations, retries, a completion log, a callback, an async waiter) is in [`Rare`],
+/// allocated the first time one of them is needed. So a plain job's shared state stays small
+/// (BENCHMARKS.md, "Memory").
 pub(crate) struct JobState<F, T> {
     /// Tasks not yet claimed, in submission order; the front one has index `next_index`.
     pub(crate) pending: VecDeque<F>,
+    /// One per task, in submission order.
+    pub(crate) slots: Vec<Slot<T>>,
+    rare: Option<Box<Rare<F, T>>>,
     pub(crate) next_index: usize,
-    /// Tasks claimed in a chunk but handed back unstarted (the cap was lowered while they
-    /// waited in the chunk), as runs of consecutive indices: `(index of the first, tasks)`.
-    /// Claimed again before `pending`.
-    returned: VecDeque<(usize, VecDeque<F>)>,
-    /// The number of tasks in `returned`.
-    returned_len: usize,
     /// The number of tasks, fixed at submission.
     total: usize,
     /// Tokens taken: workers running (or between two of) this job's tasks.
     pub(crate) running: usize,
     /// The cap k: at most this many tokens are taken at once.
     pub(crate) cap: usize,
+    pub(crate) done: usize,
+    /// The most tokens ever taken at once.
+    pub(crate) peak_running: usize,
+    /// `done` as last added to the pool's statistics (the other counts are in `Rare`).
+    reported_done: usize,
+    /// The most tasks that may wait to be retried at once (the retry budget).
+    retry_budget: u32,
+    /// Threads blocked until the job finishes (`wait`, `wait_timeout`).
+    pub(crate) finish_waiters: u32,
+    /// Threads blocked until the job reports its next result (`Completions`).
+    pub(crate) result_waiters: u32,
+    /// Workers blocked inside the job (waiting on it) until a token frees up.
+    pub(crate) helpers: u32,
     /// Whether the job has an entry in the run queue, or one is being pushed (README.md).
     pub(crate) queued: bool,
-    /// One per task, in submission order.
-    pub(crate) slots: Vec<Slot<T>>,
-    /// `(index, message)` of every task that panicked.
-    pub(crate) panics: Vec<(usize, String)>,
-    /// `(index, failure)` of every task that failed for good.
-    pub(crate) failures: Vec<(usize, TaskFailure)>,
-    pub(crate) done: usize,
-    pub(crate) panicked: usize,
-    pub(crate) cancelled: usize,
-    pub(crate) failed: usize,
-    pub(crate) timed_out: usize,
-    /// Tasks waiting to be retried, earliest first: neither pending nor finished (rule 9).
-    pub(crate) delayed: BinaryHeap<Delayed<F>>,
-    /// The most tasks that may wait in `delayed` at once (the retry budget).
-    pub(crate) retry_budget: usize,
-    /// Retries scheduled so far.
-    pub(crate) retries: usize,
-    /// The earliest timer this job has set and not seen fire, if any.
-    pub(crate) timer_at: Option<Instant>,
-    /// Tasks that will not run again (a retry refused), to be dropped with the lock released.
-    pub(crate) dropped: Vec<F>,
     /// Held by a limiter whose cap was full: not runnable until the limiter releases it
     /// (rule 9).
     pub(crate) held: bool,
     /// Waiting for a rate's next start slot: not runnable until a timer releases it.
     pub(crate) rate_wait: bool,
-    /// The most tokens ever taken at once.
-    pub(crate) peak_running: usize,
-    /// Threads blocked until the job finishes (`wait`, `wait_timeout`).
-    pub(crate) finish_waiters: usize,
-    /// Threads blocked until the job reports its next result (`Completions`).
-    pub(crate) result_waiters: usize,
-    /// Workers blocked inside the job (waiting on it) until a token frees up.
-    pub(crate) helpers: usize,
-    /// Indices in completion order, kept once a `Completions` iterator exists.
-    pub(crate) log: Option<VecDeque<usize>>,
     /// Set once the job's end was reported to the registry and the callback.
     pub(crate) finish_reported: bool,
     /// Set once a worker took the job's first token (for its `JobStarted` event).
     pub(crate) started: bool,
-    /// The counts last added to the pool's statistics.
-    pub(crate) reported: Counts,
-    pub(crate) on_finish: Option<FinishCallback<T>>,
+}
+
+/// The part of a job's state that few jobs need; see [`JobState`].
+struct Rare<F, T> {
+    /// Tasks claimed in a chunk but handed back unstarted (the cap was lowered while they
+    /// waited in the chunk), as runs of consecutive indices: `(index of the first, tasks)`.
+    /// Claimed again before `pending`.
+    returned: VecDeque<(usize, VecDeque<F>)>,
+    /// The number of tasks in `returned`.
+    returned_len: usize,
+    /// `(index, message)` of every task that panicked.
+    panics: Vec<(usize, String)>,
+    /// `(index, failure)` of every task that failed for good.
+    failures: Vec<(usize, TaskFailure)>,
+    panicked: usize,
+    cancelled: usize,
+    failed: usize,
+    timed_out: usize,
+    /// Tasks waiting to be retried, earliest first: neither pending nor finished (rule 9).
+    delayed: BinaryHeap<Delayed<F>>,
+    /// Retries scheduled so far.
+    retries: usize,
+    /// The earliest timer this job has set and not seen fire, if any.
+    timer_at: Option<Instant>,
+    /// Tasks that will not run again (a retry refused), to be dropped with the lock released.
+    dropped: Vec<F>,
+    /// Indices in completion order, kept once a `Completions` iterator exists.
+    log: Option<VecDeque<usize>>,
+    /// The counts but `done` last added to the pool's statistics.
+    reported: Counts,
+    on_finish: Option<FinishCallback<T>>,
     /// The waker of the task awaiting the job from async code (a `JobFuture`, or a
     /// `Completions` polled with `poll_next`), left by a poll that found nothing to take, and
     /// taken by whoever gives it something (README.md, rule 8). One slot is enough: awaiting a
     /// `JobHandle` and `completions` both consume it, so a job has at most one async waiter.
-    pub(crate) waker: Option<Waker>,
+    waker: Option<Waker>,
+}
+
+impl<F, T> Rare<F, T> {
+    fn panicked(&mut self, index: usize, message: String) -> Slot<T> {
+        self.panicked += 1;
+        self.panics.push((index, message));
+        Slot::Panicked
+    }
+
+    fn failed(&mut self, index: usize, failure: TaskFailure) -> Slot<T> {
+        self.failed += 1;
+        self.failures.push((index, failure));
+        Slot::Failed
+    }
+}
+
+impl<F, T> Default for Rare<F, T> {
+    fn default() -> Self {
+        Rare {
+            returned: VecDeque::new(),
+            returned_len: 0,
+            panics: Vec::new(),
+            failures: Vec::new(),
+            panicked: 0,
+            cancelled: 0,
+            failed: 0,
+            timed_out: 0,
+            delayed: BinaryHeap::new(),
+            retries: 0,
+            timer_at: None,
+            dropped: Vec::new(),
+            log: None,
+            reported: Counts::default(),
+            on_finish: None,
+            waker: None,
+        }
+    }
 }
 
 impl<F, T> JobState<F, T> {
@@ -192,65 +241,138 @@ impl<F, T> JobState<F, T> {
         slots.resize_with(total, || Slot::Waiting);
         JobState {
             pending,
+            slots,
+            rare: None,
             next_index: 0,
-            returned: VecDeque::new(),
-            returned_len: 0,
             total,
             running: 0,
             cap,
-            queued: false,
-            slots,
-            panics: Vec::new(),
-            failures: Vec::new(),
             done: 0,
-            panicked: 0,
-            cancelled: 0,
-            failed: 0,
-            timed_out: 0,
-            delayed: BinaryHeap::new(),
-            retry_budget,
-            retries: 0,
-            timer_at: None,
-            dropped: Vec::new(),
-            held: false,
-            rate_wait: false,
             peak_running: 0,
+            reported_done: 0,
+            retry_budget: u32::try_from(retry_budget).unwrap_or(u32::MAX),
             finish_waiters: 0,
             result_waiters: 0,
             helpers: 0,
-            log: None,
+            queued: false,
+            held: false,
+            rate_wait: false,
             finish_reported: false,
             started: false,
-            reported: Counts::default(),
-            on_finish: None,
-            waker: None,
         }
+    }
+
+    /// The rare part, made if it was not.
+    #[cold]
+    fn rare_mut(&mut self) -> &mut Rare<F, T> {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Tasks that panicked.
+    pub(crate) fn panicked(&self) -> usize {
+        self.rare.as_ref().map_or(0, |rare| rare.panicked)
+    }
+
+    /// Tasks that never started (cancelled).
+    pub(crate) fn cancelled(&self) -> usize {
+        self.rare.as_ref().map_or(0, |rare| rare.cancelled)
+    }
+
+    /// Tasks that failed for good.
+    pub(crate) fn failed(&self) -> usize {
+        self.rare.as_ref().map_or(0, |rare| rare.failed)
+    }
+
+    /// Tasks not started before the job's deadline.
+    pub(crate) fn timed_out(&self) -> usize {
+        self.rare.as_ref().map_or(0, |rare| rare.timed_out)
+    }
+
+    /// Retries scheduled so far.
+    pub(crate) fn retries(&self) -> usize {
+        self.rare.as_ref().map_or(0, |rare| rare.retries)
+    }
+
+    /// Tasks waiting to be retried.
+    pub(crate) fn waiting_retry(&self) -> usize {
+        self.rare.as_ref().map_or(0, |rare| rare.delayed.len())
+    }
+
+    /// Takes the tasks that will not run again, to be dropped with the lock released.
+    pub(crate) fn take_dropped(&mut self) -> Vec<F> {
+        self.rare
+            .as_mut()
+            .map_or_else(Vec::new, |rare| std::mem::take(&mut rare.dropped))
+    }
+
+    /// Forgets the job's timer (it fired).
+    pub(crate) fn timer_fired(&mut self) {
+        if let Some(rare) = &mut self.rare {
+            rare.timer_at = None;
+        }
+    }
+
+    pub(crate) fn set_on_finish(&mut self, callback: FinishCallback<T>) {
+        self.rare_mut().on_finish = Some(callback);
+    }
+
+    pub(crate) fn take_on_finish(&mut self) -> Option<FinishCallback<T>> {
+        self.rare.as_mut().and_then(|rare| rare.on_finish.take())
+    }
+
+    /// The async waiter's waker slot (made if needed).
+    pub(crate) fn waker_slot(&mut self) -> &mut Option<Waker> {
+        &mut self.rare_mut().waker
+    }
+
+    /// Takes the async waiter's waker, if one was left.
+    pub(crate) fn take_waker(&mut self) -> Option<Waker> {
+        self.rare.as_mut().and_then(|rare| rare.waker.take())
+    }
+
+    /// What changed in the job's counts since they were last taken, if anything; the counts
+    /// are marked taken.
+    #[inline]
+    pub(crate) fn take_unreported(&mut self) -> Option<Counts> {
+        let done = (self.done - self.reported_done) as u64;
+        self.reported_done = self.done;
+        let mut new = Counts {
+            done,
+            ..Counts::default()
+        };
+        if let Some(rare) = &mut self.rare {
+            let counts = Counts {
+                done: 0,
+                failed: (rare.failed + rare.panicked) as u64,
+                not_run: (rare.cancelled + rare.timed_out) as u64,
+                retries: rare.retries as u64,
+            };
+            let since = counts.since(&rare.reported);
+            rare.reported = counts;
+            new.failed = since.failed;
+            new.not_run = since.not_run;
+            new.retries = since.retries;
+        }
+        (!new.is_zero()).then_some(new)
     }
 
     pub(crate) fn total(&self) -> usize {
         self.total
     }
 
-    /// The job's counts as the pool's statistics count them.
-    pub(crate) fn counts(&self) -> Counts {
-        Counts {
-            done: self.done as u64,
-            failed: (self.failed + self.panicked) as u64,
-            not_run: (self.cancelled + self.timed_out) as u64,
-            retries: self.retries as u64,
-        }
-    }
-
     /// Tasks not claimed (or handed back unstarted).
     #[inline]
     pub(crate) fn pending_len(&self) -> usize {
-        self.pending.len() + self.returned_len
+        self.pending.len() + self.rare.as_ref().map_or(0, |rare| rare.returned_len)
     }
 
     /// Tasks with an outcome.
     #[inline]
     pub(crate) fn ended(&self) -> usize {
-        self.done + self.panicked + self.cancelled + self.failed + self.timed_out
+        self.done
+            + self.rare.as_ref().map_or(0, |rare| {
+                rare.panicked + rare.cancelled + rare.failed + rare.timed_out
+            })
     }
 
     /// Every task has an outcome.
@@ -279,16 +401,18 @@ impl<F, T> JobState<F, T> {
     /// the first.
     #[inline]
     pub(crate) fn claim(&mut self, n: usize, into: &mut Vec<F>) -> usize {
-        if let Some((first, run)) = self.returned.front_mut() {
-            let index = *first;
-            let n = n.min(run.len());
-            into.extend(run.drain(..n));
-            *first += n;
-            self.returned_len -= n;
-            if run.is_empty() {
-                self.returned.pop_front();
+        if let Some(rare) = &mut self.rare {
+            if let Some((first, run)) = rare.returned.front_mut() {
+                let index = *first;
+                let n = n.min(run.len());
+                into.extend(run.drain(..n));
+                *first += n;
+                rare.returned_len -= n;
+                if run.is_empty() {
+                    rare.returned.pop_front();
+                }
+                return index;
             }
-            return index;
         }
         let first = self.next_index;
         let n = n.min(self.pending.len());
@@ -302,9 +426,10 @@ impl<F, T> JobState<F, T> {
         if tasks.is_empty() {
             return;
         }
-        self.returned_len += tasks.len();
-        let at = self.returned.partition_point(|(i, _)| *i < first);
-        self.returned.insert(at, (first, tasks));
+        let rare = self.rare_mut();
+        rare.returned_len += tasks.len();
+        let at = rare.returned.partition_point(|(i, _)| *i < first);
+        rare.returned.insert(at, (first, tasks));
     }
 
     /// Records the outcomes of tasks `first..first + outcomes.values.len()`, at `now`. A task
@@ -328,51 +453,55 @@ impl<F, T> JobState<F, T> {
         self.done += n - outcomes.failures.len();
         let mut earliest: Option<Instant> = None;
         let mut retried = 0;
-        for (offset, failure) in outcomes.failures.drain(..) {
-            let index = first + offset;
-            let slot = match failure {
-                Failure::Panicked(message) => self.panicked(index, message),
-                Failure::Cancelled => {
-                    self.cancelled += 1;
-                    Slot::Cancelled
-                }
-                Failure::TimedOut => {
-                    self.timed_out += 1;
-                    Slot::TimedOut
-                }
-                Failure::Failed(failure) => self.failed(index, failure),
-                Failure::Retry(task, after, cause) => {
-                    if let Some(stop) = &stopped {
-                        self.dropped.push(task);
-                        if matches!(stop, Failure::TimedOut) {
-                            self.timed_out += 1;
-                            Slot::TimedOut
-                        } else {
-                            self.cancelled += 1;
-                            Slot::Cancelled
-                        }
-                    } else if self.delayed.len() >= self.retry_budget {
-                        self.dropped.push(task);
-                        match cause {
-                            RetryCause::Error(error, attempts) => self.failed(
-                                index,
-                                TaskFailure::new(error, attempts, GaveUp::RetryBudget),
-                            ),
-                            RetryCause::Panic(message) => self.panicked(index, message),
-                        }
-                    } else {
-                        let due = now.checked_add(after).unwrap_or(now);
-                        earliest = Some(earliest.map_or(due, |e| e.min(due)));
-                        self.delayed.push(Delayed { due, index, task });
-                        self.retries += 1;
-                        retried += 1;
-                        continue;
+        let retry_budget = self.retry_budget as usize;
+        if !outcomes.failures.is_empty() {
+            let rare = &mut **self.rare.get_or_insert_with(Box::default);
+            for (offset, failure) in outcomes.failures.drain(..) {
+                let index = first + offset;
+                let slot = match failure {
+                    Failure::Panicked(message) => rare.panicked(index, message),
+                    Failure::Cancelled => {
+                        rare.cancelled += 1;
+                        Slot::Cancelled
                     }
-                }
-            };
-            self.slots[index] = slot;
+                    Failure::TimedOut => {
+                        rare.timed_out += 1;
+                        Slot::TimedOut
+                    }
+                    Failure::Failed(failure) => rare.failed(index, failure),
+                    Failure::Retry(task, after, cause) => {
+                        if let Some(stop) = &stopped {
+                            rare.dropped.push(task);
+                            if matches!(stop, Failure::TimedOut) {
+                                rare.timed_out += 1;
+                                Slot::TimedOut
+                            } else {
+                                rare.cancelled += 1;
+                                Slot::Cancelled
+                            }
+                        } else if rare.delayed.len() >= retry_budget {
+                            rare.dropped.push(task);
+                            match cause {
+                                RetryCause::Error(error, attempts) => rare.failed(
+                                    index,
+                                    TaskFailure::new(error, attempts, GaveUp::RetryBudget),
+                                ),
+                                RetryCause::Panic(message) => rare.panicked(index, message),
+                            }
+                        } else {
+                            let due = now.checked_add(after).unwrap_or(now);
+                            earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                            rare.delayed.push(Delayed { due, index, task });
+                            rare.retries += 1;
+                            retried += 1;
+                            continue;
+                        }
+                    }
+                };
+                self.slots[index] = slot;
+            }
         }
-        if let Some(log) = &mut self.log {
+        if let Some(log) = self.rare.as_mut().and_then(|rare| rare.log.as_mut()) {
             if retried == 0 {
                 log.extend(first..first + n);
             } else {
@@ -385,33 +514,29 @@ impl<F, T> JobState<F, T> {
 
     /// Whether a timer for `due` is needed: none is set for an earlier instant.
     pub(crate) fn needs_timer(&mut self, due: Instant) -> bool {
-        if self.timer_at.is_some_and(|at| at <= due) {
+        let rare = self.rare_mut();
+        if rare.timer_at.is_some_and(|at| at <= due) {
             return false;
         }
-        self.timer_at = Some(due);
+        rare.timer_at = Some(due);
         true
-    }
-
-    fn panicked(&mut self, index: usize, message: String) -> Slot<T> {
-        self.panicked += 1;
-        self.panics.push((index, message));
-        Slot::Panicked
-    }
-
-    fn failed(&mut self, index: usize, failure: TaskFailure) -> Slot<T> {
-        self.failed += 1;
-        self.failures.push((index, failure));
-        Slot::Failed
     }
 
     /// Moves the retries due at `now` back to the pending tasks (claimed first, by index).
     /// Returns the earliest due instant of those left.
     pub(crate) fn release_due(&mut self, now: Instant) -> Option<Instant> {
-        while self.delayed.peek().is_some_and(|d| d.due <= now) {
-            let Some(d) = self.delayed.pop() else { break };
-            self.hand_back(d.index, VecDeque::from([d.task]));
+        loop {
+            let rare = self.rare.as_mut()?;
+            match rare.delayed.peek() {
+                Some(next) if next.due <= now => {
+                    let Some(due) = rare.delayed.pop() else {
+                        unreachable!("peeked just above")
+                    };
+                    self.hand_back(due.index, VecDeque::from([due.task]));
+                }
+                next => return next.map(|d| d.due),
+            }
         }
-        self.delayed.peek().map(|d| d.due)
     }
 
     /// Marks every pending task, and every task waiting to be retried, cancelled, and
@@ -428,12 +553,16 @@ impl<F, T> JobState<F, T> {
 
     fn end_pending(&mut self, timed_out: bool) -> VecDeque<F> {
         let mut tasks = VecDeque::new();
-        let returned = std::mem::take(&mut self.returned);
-        self.returned_len = 0;
         let first = self.next_index;
         let pending = std::mem::take(&mut self.pending);
         self.next_index += pending.len();
-        let delayed = std::mem::take(&mut self.delayed)
+        if pending.is_empty() && self.rare.is_none() {
+            return tasks;
+        }
+        let rare = &mut **self.rare.get_or_insert_with(Box::default);
+        let returned = std::mem::take(&mut rare.returned);
+        rare.returned_len = 0;
+        let delayed = std::mem::take(&mut rare.delayed)
             .into_iter()
             .map(|d| (d.index, VecDeque::from([d.task])));
         let runs = returned
@@ -447,25 +576,26 @@ impl<F, T> JobState<F, T> {
                 } else {
                     Slot::Cancelled
                 };
-                if let Some(log) = &mut self.log {
+                if let Some(log) = &mut rare.log {
                     log.push_back(index);
                 }
             }
             if timed_out {
-                self.timed_out += run.len();
+                rare.timed_out += run.len();
             } else {
-                self.cancelled += run.len();
+                rare.cancelled += run.len();
             }
             tasks.extend(run);
         }
-        tasks.extend(self.dropped.drain(..));
+        tasks.extend(rare.dropped.drain(..));
         tasks
     }
 
     /// The next outcome for a `Completions` consumer: `Ready` with the first task in the log,
     /// `Exhausted` once every task has been reported, `None` while neither (the caller waits).
     pub(crate) fn next_outcome(&mut self) -> Option<Next<T>> {
-        match self.log.as_mut().and_then(|log| log.pop_front()) {
+        let log = self.rare.as_mut().and_then(|rare| rare.log.as_mut());
+        match log.and_then(|log| log.pop_front()) {
             Some(index) => Some(Next::Ready(index, self.take_outcome(index))),
             None => self.is_finished().then_some(Next::Exhausted),
         }
@@ -476,7 +606,7 @@ impl<F, T> JobState<F, T> {
     /// runs after every recorded chunk.
     #[inline]
     pub(crate) fn waker_to_wake(&mut self) -> Option<Waker> {
-        if self.waker.is_some() {
+        if self.rare.as_ref().is_some_and(|rare| rare.waker.is_some()) {
             self.waker_if_news()
         } else {
             None
@@ -487,9 +617,10 @@ impl<F, T> JobState<F, T> {
     /// log) a result waits in the log.
     #[cold]
     fn waker_if_news(&mut self) -> Option<Waker> {
-        let news = self.is_finished() || self.log.as_ref().is_some_and(|log| !log.is_empty());
+        let log = self.rare.as_ref().and_then(|rare| rare.log.as_ref());
+        let news = self.is_finished() || log.is_some_and(|log| !log.is_empty());
         if news {
-            self.waker.take()
+            self.take_waker()
         } else {
             None
         }
@@ -497,13 +628,14 @@ impl<F, T> JobState<F, T> {
 
     /// Starts the completion log with the tasks that finished already, in index order.
     pub(crate) fn start_log(&mut self) {
-        if self.log.is_none() {
+        if !self.rare.as_ref().is_some_and(|rare| rare.log.is_some()) {
             let finished = self
                 .slots
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !matches!(s, Slot::Waiting));
-            self.log = Some(finished.map(|(i, _)| i).collect());
+            let log = finished.map(|(i, _)| i).collect();
+            self.rare_mut().log = Some(log);
         }
     }
 
@@ -513,6 +645,7 @@ impl<F, T> JobState<F, T> {
             Slot::Done(value) => Ok(value),
             Slot::Panicked => {
                 let message = self
+                    .rare_mut()
                     .panics
                     .iter()
                     .find(|(i, _)| *i == index)
@@ -522,9 +655,10 @@ impl<F, T> JobState<F, T> {
             Slot::Cancelled => Err(TaskError::Cancelled),
             Slot::TimedOut => Err(TaskError::TimedOut),
             Slot::Failed => {
-                let failure = self.failures.iter().position(|(i, _)| *i == index);
+                let failures = &mut self.rare_mut().failures;
+                let failure = failures.iter().position(|(i, _)| *i == index);
                 match failure {
-                    Some(at) => Err(TaskError::Failed(self.failures.swap_remove(at).1)),
+                    Some(at) => Err(TaskError::Failed(failures.swap_remove(at).1)),
                     None => unreachable!("task {index} failed without a failure"),
                 }
             }
@@ -543,10 +677,11 @@ impl<F, T> JobState<F, T> {
             });
             return Ok(values.collect());
         }
-        let mut panics = std::mem::take(&mut self.panics);
+        let rare = self.rare_mut();
+        let mut panics = std::mem::take(&mut rare.panics);
         panics.sort_unstable_by_key(|(i, _)| *i);
         let mut panics = panics.into_iter();
-        let mut failures = std::mem::take(&mut self.failures);
+        let mut failures = std::mem::take(&mut rare.failures);
         failures.sort_unstable_by_key(|(i, _)| *i);
         let mut failures = failures.into_iter();
         let results = slots.into_iter().map(|slot| match slot {

@@ -23,7 +23,7 @@ pub(super) enum Awaited {
 /// The count a blocked thread is in. A worker waiting for the job to finish waits for a free
 /// token (to help) or the end (`helpers`); any thread waiting for a result is woken by every
 /// result and every token returned (`result_waiters`), so a worker also helps when it can.
-fn waiter_count<F, T>(st: &mut JobState<F, T>, helping: bool, awaited: Awaited) -> &mut usize {
+fn waiter_count<F, T>(st: &mut JobState<F, T>, helping: bool, awaited: Awaited) -> &mut u32 {
     match (helping, awaited) {
         (true, Awaited::Finish) => &mut st.helpers,
         (false, Awaited::Finish) => &mut st.finish_waiters,
