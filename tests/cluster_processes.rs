@@ -355,6 +355,16 @@ impl Procs {
 
     /// Waits until the child wrote the file `marker` (in the directory), or fails if it exits
     /// first or after [`HANG`].
+    /// Starts a worker process per name, all at once, and waits until each is connected.
+    fn start_workers(&mut self, names: &[&str], url: &str, threads: usize, ack_wait: Duration) {
+        for name in names {
+            self.spawn_worker(name, url, threads, ack_wait);
+        }
+        for name in names {
+            self.wait_for_marker(name, &format!("ready-{name}"));
+        }
+    }
+
     fn wait_for_marker(&mut self, name: &str, marker: &str) {
         let path = self.dir().join(marker);
         wait_for_other_process(&format!("{name} to write {marker}"), || {
@@ -594,12 +604,7 @@ fn the_cap_holds_across_worker_processes() {
     let (types, submitter) = connect_first(&server, ack_wait);
     let mut procs = Procs::new();
     let names = ["w0", "w1", "w2"];
-    for name in names {
-        procs.spawn_worker(name, &server.url(), 4, ack_wait);
-    }
-    for name in names {
-        procs.wait_for_marker(name, &format!("ready-{name}"));
-    }
+    procs.start_workers(&names, &server.url(), 4, ack_wait);
 
     let job = submitter
         .submit(&types.sleepy, (0..tasks).map(|i| (i, sleep_ms)), cap)
@@ -662,12 +667,7 @@ fn a_worker_killed_mid_job_loses_no_task() {
     let (types, submitter) = connect_first(&server, ack_wait);
     let mut procs = Procs::new();
     let names = ["w0", "w1", "w2"];
-    for name in names {
-        procs.spawn_worker(name, &server.url(), 3, ack_wait);
-    }
-    for name in names {
-        procs.wait_for_marker(name, &format!("ready-{name}"));
-    }
+    procs.start_workers(&names, &server.url(), 3, ack_wait);
 
     let job = submitter
         .submit(&types.sleepy, (0..tasks).map(|i| (i, sleep_ms)), cap)
@@ -783,12 +783,7 @@ fn a_worker_stopped_with_sigterm_mid_job_finishes_what_it_holds() {
     let (types, submitter) = connect_first(&server, ack_wait);
     let mut procs = Procs::new();
     let names = ["w0", "w1"];
-    for name in names {
-        procs.spawn_worker(name, &server.url(), 2, ack_wait);
-    }
-    for name in names {
-        procs.wait_for_marker(name, &format!("ready-{name}"));
-    }
+    procs.start_workers(&names, &server.url(), 2, ack_wait);
     let job = submitter
         .submit(&types.sleepy, (0..tasks).map(|i| (i, sleep_ms)), cap)
         .unwrap();
@@ -865,12 +860,7 @@ fn a_job_outlives_its_killed_submitter() {
     let (types, submitter) = connect_first(&server, ack_wait);
     let mut procs = Procs::new();
     let names = ["w0", "w1"];
-    for name in names {
-        procs.spawn_worker(name, &server.url(), 2, ack_wait);
-    }
-    for name in names {
-        procs.wait_for_marker(name, &format!("ready-{name}"));
-    }
+    procs.start_workers(&names, &server.url(), 2, ack_wait);
 
     let vars = [
         (URL_VAR, server.url()),
