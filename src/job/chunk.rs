@@ -74,7 +74,7 @@ where
             }
             #[cfg(feature = "tracing")]
             let _task_span = tracing::info_span!(
-                parent: &self.span,
+                parent: self.span.as_ref().and_then(|span| span.id()),
                 "task",
                 job = self.settings.name().map_or("", |name| &**name),
                 index = run.first + outcomes.values.len(),

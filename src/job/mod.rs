@@ -191,9 +191,11 @@ pub(crate) struct JobCore<F, T> {
     registry: Arc<Registry>,
     /// The job's identity in events and statistics.
     job_id: JobId,
-    /// The job's `tracing` span: its tasks' spans are its children.
+    /// The job's `tracing` span, if a subscriber wants it: its tasks' spans are its children.
+    /// Boxed, so that with no subscriber listening a job's state stays as small as without
+    /// the feature.
     #[cfg(feature = "tracing")]
-    span: tracing::Span,
+    span: Option<Box<tracing::Span>>,
     settings: JobSettings,
     state: Mutex<JobState<F, T>>,
     /// Wakes threads waiting for the job to finish (`finish_waiters`) or to report a result
@@ -238,6 +240,8 @@ where
             name = settings.name().map_or("", |name| &**name),
             priority = %settings.priority,
         );
+        #[cfg(feature = "tracing")]
+        let span = (!span.is_disabled()).then(|| Box::new(span));
         JobCore {
             registry,
             job_id,
