@@ -158,7 +158,13 @@ where
             None => job.try_submit_fallible([launch]),
         };
         let handle = submitted.map_err(|err| err.kind())?;
-        *step.state.lock() = Step::Launching(Some(handle.canceller()));
+        {
+            // (Nothing can cancel before this returns the canceller; kept exact all the same.)
+            let mut state = step.state.lock();
+            if matches!(*state, Step::Launching(None)) {
+                *state = Step::Launching(Some(handle.canceller()));
+            }
+        }
         let timeout = control.timeout;
         let ended = step.clone();
         handle.on_finish(move |results| {

@@ -346,6 +346,8 @@ async fn read_record(js: &jetstream::Context, job: &str) -> Result<JobRecord, Cl
 pub struct RemoteFailure {
     message: String,
     attempt: u64,
+    /// The task never ran: its job was cancelled first.
+    cancelled: bool,
 }
 
 impl RemoteFailure {
@@ -364,6 +366,7 @@ impl RemoteFailure {
         RemoteFailure {
             message: "cancelled before it ran".to_owned(),
             attempt: 0,
+            cancelled: true,
         }
     }
 
@@ -405,7 +408,7 @@ impl RemoteFailure {
     /// assert!(jobpool::cluster::RemoteFailure::cancelled().is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.attempt == 0 && self.message == "cancelled before it ran"
+        self.cancelled
     }
 }
 
@@ -611,6 +614,7 @@ impl<O: DeserializeOwned> RemoteJob<O> {
                     Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
                         message: format!("the output does not deserialize: {err}"),
                         attempt: 0,
+                        cancelled: false,
                     }),
                     Some(Err(failure)) => Err(failure.clone()),
                     None => Err(RemoteFailure::cancelled()),
@@ -773,6 +777,7 @@ impl<O: DeserializeOwned> RemoteJob<O> {
                     *slot = Some(result.outcome.map_err(|message| RemoteFailure {
                         message,
                         attempt: result.attempt,
+                        cancelled: false,
                     }));
                     collected.known += 1;
                     collected.arrived.push(result.index as usize);
@@ -838,6 +843,7 @@ impl<O: DeserializeOwned> Iterator for RemoteCompletions<'_, O> {
                     Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
                         message: format!("the output does not deserialize: {err}"),
                         attempt: 0,
+                        cancelled: false,
                     }),
                     Some(Err(failure)) => Err(failure.clone()),
                     None => Err(RemoteFailure::cancelled()),
