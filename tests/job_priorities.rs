@@ -147,10 +147,13 @@ fn a_retry_due_after_the_deadline_is_timed_out() {
 #[test]
 fn no_task_starts_after_the_deadline_even_before_its_timer_fires() {
     // The first task runs until just past the deadline; the worker claims the next task at
-    // once, before any timer can have fired: it must see the deadline itself.
+    // once, before any timer can have fired: it must see the deadline itself. (On a machine
+    // too busy to start the first task before its deadline, that round proves nothing and is
+    // not counted; most rounds must count.)
+    let mut counted = 0;
     for _ in 0..20 {
         let pool = Pool::new(1);
-        let deadline = Instant::now() + Duration::from_millis(2);
+        let deadline = Instant::now() + Duration::from_millis(10);
         let job = pool.job().deadline(deadline).submit((0..3).map(move |i| {
             move || {
                 if i == 0 {
@@ -160,10 +163,17 @@ fn no_task_starts_after_the_deadline_even_before_its_timer_fires() {
             }
         }));
         let results = job.wait().unwrap_err().into_results();
-        assert!(results[0].is_ok());
+        if results[0].is_err() {
+            continue;
+        }
+        counted += 1;
         assert_eq!(
             results[1..],
             [Err(TaskError::TimedOut), Err(TaskError::TimedOut)]
         );
     }
+    assert!(
+        counted >= 10,
+        "the first task started in time in {counted} of 20 rounds"
+    );
 }
