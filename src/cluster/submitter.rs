@@ -610,15 +610,7 @@ impl<O: DeserializeOwned> RemoteJob<O> {
             collected
                 .outcomes
                 .iter()
-                .map(|outcome| match outcome {
-                    Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
-                        message: format!("the output does not deserialize: {err}"),
-                        attempt: 0,
-                        cancelled: false,
-                    }),
-                    Some(Err(failure)) => Err(failure.clone()),
-                    None => Err(RemoteFailure::cancelled()),
-                })
+                .map(|outcome| result_of(outcome.as_ref()))
                 .collect(),
         ))
     }
@@ -788,6 +780,22 @@ impl<O: DeserializeOwned> RemoteJob<O> {
     }
 }
 
+/// A task's result as the user gets it, from its outcome as read (`None`: it has none, and its
+/// job was cancelled): an output that does not deserialize as `O` is the task's error.
+fn result_of<O: DeserializeOwned>(
+    outcome: Option<&Result<Vec<u8>, RemoteFailure>>,
+) -> Result<O, RemoteFailure> {
+    match outcome {
+        Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
+            message: format!("the output does not deserialize: {err}"),
+            attempt: 0,
+            cancelled: false,
+        }),
+        Some(Err(failure)) => Err(failure.clone()),
+        None => Err(RemoteFailure::cancelled()),
+    }
+}
+
 /// A reader of job `id`'s results, from their start.
 async fn new_reader(
     js: &jetstream::Context,
@@ -839,15 +847,7 @@ impl<O: DeserializeOwned> Iterator for RemoteCompletions<'_, O> {
             let mut collected = self.job.collected.lock();
             if let Some(&index) = collected.arrived.get(self.next) {
                 self.next += 1;
-                let result = match &collected.outcomes[index] {
-                    Some(Ok(bytes)) => protocol::decode(bytes).map_err(|err| RemoteFailure {
-                        message: format!("the output does not deserialize: {err}"),
-                        attempt: 0,
-                        cancelled: false,
-                    }),
-                    Some(Err(failure)) => Err(failure.clone()),
-                    None => Err(RemoteFailure::cancelled()),
-                };
+                let result = result_of(collected.outcomes[index].as_ref());
                 return Some((index, result));
             }
             if collected.known == collected.outcomes.len() {
