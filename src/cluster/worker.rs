@@ -334,16 +334,17 @@ impl WorkerState {
         consumers: &mut HashMap<String, consumer::PullConsumer>,
         held: &mut Vec<(jetstream::Message, Arc<AtomicBool>)>,
     ) -> usize {
-        let mut jobs: Vec<JobRecord> = self
-            .jobs
-            .lock()
-            .values()
-            .filter(|job| !job.cancelled && !job.done)
-            .cloned()
-            .collect();
+        let mut jobs: Vec<JobRecord> = {
+            let mut known = self.jobs.lock();
+            // Forget the jobs that ended, so that a long-lived worker keeps only live ones.
+            known.retain(|_, job| !job.cancelled && !job.done);
+            known.values().cloned().collect()
+        };
         jobs.sort_by_key(|job| (-job.priority, job.submitted_ms));
-        // Forget the consumers of jobs that ended.
-        consumers.retain(|id, _| jobs.iter().any(|job| &job.id == id));
+        // And their consumers and task times.
+        let live: std::collections::HashSet<&str> = jobs.iter().map(|job| &*job.id).collect();
+        consumers.retain(|id, _| live.contains(&**id));
+        self.took.lock().retain(|id, _| live.contains(&**id));
         let mut fetched = 0;
         for job in jobs {
             let took = self.took.lock().get(&job.id).copied();
