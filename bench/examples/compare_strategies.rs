@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use jobpool_bench::strategies::workload::{self, Score, Work, Workload};
 use jobpool_bench::strategies::{Blocks, Kind, Report, Strategy};
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::{load_average, median};
 
 /// W5's CPU work in all, in milliseconds (a run takes about this / N).
 const W5_WORK_MS: u64 = 120;
@@ -546,11 +546,4 @@ fn blocked_cell(kind: Kind, check: &Check) -> String {
         }
         Kind::StaticPartition => "- (no queue)".into(),
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use jobpool::{Context, Dag, Pool, TaskResult};
 use jobpool_bench::flood_sim::{oldest_run_first, RunTimes, Stats, Workload};
+use jobpool_bench::summary::load_average;
 
 /// The nominal length of every task.
 const TASK: Duration = Duration::from_millis(1);
@@ -236,13 +237,6 @@ fn rounds() -> usize {
         }
     }
     rounds
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }
 
 fn verdict(met: bool) -> &'static str {

@@ -48,6 +48,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use jobpool::{JobHandle, Pool, Priority, Retry, TaskContext};
+use jobpool_bench::summary::load_average;
 
 // ---- W7 ----
 
@@ -445,13 +446,6 @@ fn verdict(met: bool) -> &'static str {
     } else {
         "MISSED"
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }
 
 /// The command line: `--rounds R`, `--only w7|w8`.

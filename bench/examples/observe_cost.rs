@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use jobpool::Pool;
 use jobpool_bench::strategies::token_count;
 use jobpool_bench::strategies::workload::{self, Workload};
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::{load_average, median, spread};
 
 /// The pool's threads, as in `compare_strategies` on this 2-core machine.
 const THREADS: usize = 2;
@@ -266,15 +266,15 @@ fn report(w: &Workload, samples: &[Vec<Sample>], args: &Args) {
             Variant::Quiet => "-".to_string(),
             Variant::Drained => format!(
                 "received {}, dropped {}",
-                summary(&counts(s, |x| x.received), 0),
-                summary(&counts(s, |x| x.dropped), 0)
+                spread(&counts(s, |x| x.received), 0),
+                spread(&counts(s, |x| x.dropped), 0)
             ),
-            Variant::Stuck => format!("dropped {}", summary(&counts(s, |x| x.dropped), 0)),
+            Variant::Stuck => format!("dropped {}", spread(&counts(s, |x| x.dropped), 0)),
         };
         println!(
             "  {:<30} {:>24} {:>9.2}  {listener}",
             v.label(args),
-            summary(&ns(s), 2),
+            spread(&ns(s), 2),
             median(&ms),
         );
     }
@@ -285,7 +285,7 @@ fn report(w: &Workload, samples: &[Vec<Sample>], args: &Args) {
         let slower = ratios.iter().filter(|&&r| r > 1.0).count();
         println!(
             "  {name} per round: {}, listener slower in {slower} of {} rounds",
-            summary(&ratios, 2),
+            spread(&ratios, 2),
             ratios.len()
         );
     }
@@ -304,28 +304,13 @@ fn report(w: &Workload, samples: &[Vec<Sample>], args: &Args) {
     println!(
         "  per event, drained: (b - a) per task / 2 = {} ns; \
          (b - a) per run / events told = {} ns ({} events per task)",
-        summary(&per_task_over_2, 1),
-        summary(&per_event_told, 1),
-        summary(&told_per_task, 3),
+        spread(&per_task_over_2, 1),
+        spread(&per_event_told, 1),
+        spread(&told_per_task, 3),
     );
     let c_per_event: Vec<f64> = c_ns.iter().zip(&a_ns).map(|(x, y)| (x - y) / 2.0).collect();
     println!(
         "  per event, never read (mostly dropped): (c - a) per task / 2 = {} ns",
-        summary(&c_per_event, 1)
+        spread(&c_per_event, 1)
     );
-}
-
-/// `median [min-max]` with `digits` decimals.
-fn summary(values: &[f64], digits: usize) -> String {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let med = median(values);
-    format!("{med:.digits$} [{min:.digits$}-{max:.digits$}]")
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }

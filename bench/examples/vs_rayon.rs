@@ -37,7 +37,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use jobpool::Pool;
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::{load_average, median, spread};
 use rayon::prelude::*;
 
 /// One big job: its tasks (its cap is N).
@@ -236,15 +236,7 @@ fn ns_summary(values: &[f64]) -> String {
     } else {
         2
     };
-    summary(values, digits)
-}
-
-/// `median [min-max]` with `digits` decimals.
-fn summary(values: &[f64], digits: usize) -> String {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let med = median(values);
-    format!("{med:.digits$} [{min:.digits$}-{max:.digits$}]")
+    spread(values, digits)
 }
 
 /// A paired ratio: `median [min-max]`, and in how many rounds jobpool was slower.
@@ -254,7 +246,7 @@ fn ratio_summary(ratios: &[f64]) -> String {
     let digits = if median(ratios) >= 0.1 { 2 } else { 3 };
     format!(
         "{}, jobpool slower in {slower}/{}",
-        summary(ratios, digits),
+        spread(ratios, digits),
         ratios.len()
     )
 }
@@ -420,11 +412,4 @@ fn main() {
     }
     println!();
     println!("whole run {:.1?}", started.elapsed());
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }

@@ -73,12 +73,12 @@ use std::time::{Duration, Instant};
 
 use jobpool::cluster::{Broker, Submitter};
 use jobpool::Pool;
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::{load_average, median};
 
 use children::{task_types, Types, Workers};
 use cluster_side::{local_sleep_job, run_job, warm_up};
 use raw::Raw;
-use report::{load_average, p99, print_table};
+use report::{p99, print_table};
 use server::NatsServer;
 
 /// Target: jobpool's throughput over the raw one's, at least.

@@ -1,6 +1,6 @@
 //! What a run prints: each worker count's figures, and the summary tables.
 
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::{median, spread};
 
 use crate::{Args, Figures, Phase, TARGET_OVERHEAD, TARGET_THROUGHPUT};
 
@@ -17,18 +17,18 @@ impl Figures {
                  (submit() alone {} ms)",
                 self.jobpool_tasks,
                 args.cap,
-                summary(&self.jp_rate, 0),
-                summary(&self.jp_submit_ms, 1)
+                spread(&self.jp_rate, 0),
+                spread(&self.jp_submit_ms, 1)
             );
             println!(
                 "  throughput, raw JetStream, {} messages: {} msgs/s",
                 args.tasks,
-                summary(&self.raw_rate, 0)
+                spread(&self.raw_rate, 0)
             );
             let met = median(&self.rate_ratio) >= TARGET_THROUGHPUT;
             println!(
                 "  throughput, jobpool / raw, per round: {}; target >= {TARGET_THROUGHPUT}: {}",
-                summary(&self.rate_ratio, 4),
+                spread(&self.rate_ratio, 4),
                 verdict(met)
             );
         }
@@ -37,19 +37,19 @@ impl Figures {
                 "  latency, jobpool, {} jobs of 1 task: median {} ms, p99 {} ms \
                  (submit() alone: median {} ms)",
                 args.latency_jobs,
-                summary(&self.jp_lat, 2),
-                summary(&self.jp_lat_p99, 2),
-                summary(&self.jp_lat_submit, 2)
+                spread(&self.jp_lat, 2),
+                spread(&self.jp_lat_p99, 2),
+                spread(&self.jp_lat_submit, 2)
             );
             println!(
                 "  latency, raw JetStream, {} round trips: median {} ms, p99 {} ms",
                 args.latency_jobs,
-                summary(&self.raw_lat, 3),
-                summary(&self.raw_lat_p99, 3)
+                spread(&self.raw_lat, 3),
+                spread(&self.raw_lat_p99, 3)
             );
             println!(
                 "  latency, jobpool / raw (medians), per round: {}",
-                summary(&self.lat_ratio, 1)
+                spread(&self.lat_ratio, 1)
             );
         }
         if !self.overhead.is_empty() {
@@ -58,14 +58,14 @@ impl Figures {
                  (ideal {:.3} s)",
                 args.sleep_tasks,
                 args.sleep_ms,
-                summary(&self.cluster_s, 3),
-                summary(&self.local_s, 3),
+                spread(&self.cluster_s, 3),
+                spread(&self.local_s, 3),
                 self.ideal_s
             );
             let met = median(&self.overhead) <= TARGET_OVERHEAD;
             println!(
                 "  overhead, cluster / local, per round: {}; target <= {TARGET_OVERHEAD}: {}",
-                summary(&self.overhead, 3),
+                spread(&self.overhead, 3),
                 verdict(met)
             );
         }
@@ -87,9 +87,9 @@ pub(crate) fn print_table(args: &Args, rows: &[(usize, Figures)]) {
             println!(
                 "| {workers} x {} | {} | {} | {} | {} |",
                 args.threads,
-                summary(&f.jp_rate, 0),
-                summary(&f.raw_rate, 0),
-                summary(&f.rate_ratio, 4),
+                spread(&f.jp_rate, 0),
+                spread(&f.raw_rate, 0),
+                spread(&f.rate_ratio, 4),
                 verdict(median(&f.rate_ratio) >= TARGET_THROUGHPUT)
             );
         }
@@ -101,11 +101,11 @@ pub(crate) fn print_table(args: &Args, rows: &[(usize, Figures)]) {
             println!(
                 "| {workers} x {} | {} | {} | {} | {} | {} |",
                 args.threads,
-                summary(&f.jp_lat, 2),
-                summary(&f.jp_lat_p99, 2),
-                summary(&f.raw_lat, 3),
-                summary(&f.raw_lat_p99, 3),
-                summary(&f.lat_ratio, 1)
+                spread(&f.jp_lat, 2),
+                spread(&f.jp_lat_p99, 2),
+                spread(&f.raw_lat, 3),
+                spread(&f.raw_lat_p99, 3),
+                spread(&f.lat_ratio, 1)
             );
         }
     }
@@ -118,24 +118,13 @@ pub(crate) fn print_table(args: &Args, rows: &[(usize, Figures)]) {
             println!(
                 "| {workers} x {} | {} | {} | {} | {} |",
                 args.threads,
-                summary(&f.cluster_s, 3),
-                summary(&f.local_s, 3),
-                summary(&f.overhead, 3),
+                spread(&f.cluster_s, 3),
+                spread(&f.local_s, 3),
+                spread(&f.overhead, 3),
                 verdict(median(&f.overhead) <= TARGET_OVERHEAD)
             );
         }
     }
-}
-
-/// `median [min-max]` with `digits` decimals.
-fn summary(values: &[f64], digits: usize) -> String {
-    if values.is_empty() {
-        return "-".into();
-    }
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let med = median(values);
-    format!("{med:.digits$} [{min:.digits$}-{max:.digits$}]")
 }
 
 /// The 99th percentile (nearest rank).
@@ -151,11 +140,4 @@ fn verdict(met: bool) -> &'static str {
     } else {
         "MISSED"
     }
-}
-
-pub(crate) fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }

@@ -5,10 +5,10 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::{median, spread};
 
 use crate::graph::SplitMix;
-use crate::{summary, verdict, Args};
+use crate::{verdict, Args};
 
 /// The read block of the hashing loop, as in src/cache/files.rs.
 const BLOCK: usize = 256 * 1024;
@@ -95,13 +95,13 @@ pub(crate) fn hash_part(args: &Args, root: &Path) {
         }
     }
     for ((name, _), v) in contenders.iter().zip(&gbs) {
-        println!("  {name:<12} {:>22} GB/s", summary(v, 2));
+        println!("  {name:<12} {:>22} GB/s", spread(v, 2));
     }
     let blake3 = median(&gbs[1]);
     println!(
         "  target BLAKE3 >= {TARGET_HASH_GBS:.1} GB/s: {} ({blake3:.2}); xxh3/BLAKE3 per round: {}",
         verdict(blake3 >= TARGET_HASH_GBS),
-        summary(
+        spread(
             &gbs[2]
                 .iter()
                 .zip(&gbs[1])

@@ -97,7 +97,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::load_average;
 
 use graph::child;
 use hashing::hash_part;
@@ -251,28 +251,10 @@ fn started_hint() -> Duration {
     START.get_or_init(Instant::now).elapsed()
 }
 
-/// `median [min-max]` with `digits` decimals.
-fn summary(values: &[f64], digits: usize) -> String {
-    if values.is_empty() {
-        return "-".into();
-    }
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let med = median(values);
-    format!("{med:.digits$} [{min:.digits$}-{max:.digits$}]")
-}
-
 fn verdict(met: bool) -> &'static str {
     if met {
         "met"
     } else {
         "MISSED"
     }
-}
-
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::{median, spread};
 
 use crate::graph::{write_build_ninja, write_inputs, Shape};
-use crate::{started_hint, summary, timed, verdict, Args, FAN_EVERY, FAN_EXTRA, INPUT_SIZE};
+use crate::{started_hint, timed, verdict, Args, FAN_EVERY, FAN_EXTRA, INPUT_SIZE};
 
 /// How long after a file's last write jobpool trusts its stat record (2 s), plus a margin.
 const SETTLE: Duration = Duration::from_millis(2500);
@@ -254,9 +254,9 @@ pub(crate) fn graph_part(args: &Args, root: &Path) {
     let nj = walls_j(&noop_j);
     println!(
         "      jobpool {:>22}   (ran {}, read from the cache {})",
-        summary(&nj, 1),
-        summary(&noop_j.iter().map(|r| r.get("ran")).collect::<Vec<_>>(), 0),
-        summary(&noop_j.iter().map(|r| r.get("hit")).collect::<Vec<_>>(), 0),
+        spread(&nj, 1),
+        spread(&noop_j.iter().map(|r| r.get("ran")).collect::<Vec<_>>(), 0),
+        spread(&noop_j.iter().map(|r| r.get("hit")).collect::<Vec<_>>(), 0),
     );
     let child_keys = [
         "graph_ms", "open_ms", "pool_ms", "run_ms", "drop_ms", "main_ms",
@@ -282,8 +282,8 @@ pub(crate) fn graph_part(args: &Args, root: &Path) {
         let nn = walls_n(&noop_n);
         println!(
             "      ninja   {:>22}   (edges run {})",
-            summary(&nn, 1),
-            summary(
+            spread(&nn, 1),
+            spread(
                 &noop_n.iter().map(|r| r.edges as f64).collect::<Vec<_>>(),
                 0
             )
@@ -292,7 +292,7 @@ pub(crate) fn graph_part(args: &Args, root: &Path) {
         let slower = ratios.iter().filter(|&&r| r > 1.0).count();
         println!(
             "      jobpool/ninja per round: {}, jobpool slower in {slower} of {} rounds",
-            summary(&ratios, 2),
+            spread(&ratios, 2),
             ratios.len()
         );
         println!(
@@ -314,17 +314,17 @@ pub(crate) fn graph_part(args: &Args, root: &Path) {
     let ran: Vec<f64> = touch_j.iter().map(|r| r.get("ran")).collect();
     println!(
         "      jobpool {:>22}   (ran {}, read from the cache {}; in the child: run_with {} ms)",
-        summary(&tj, 1),
-        summary(&ran, 0),
-        summary(&touch_j.iter().map(|r| r.get("hit")).collect::<Vec<_>>(), 0),
-        summary(
+        spread(&tj, 1),
+        spread(&ran, 0),
+        spread(&touch_j.iter().map(|r| r.get("hit")).collect::<Vec<_>>(), 0),
+        spread(
             &touch_j.iter().map(|r| r.get("run_ms")).collect::<Vec<_>>(),
             1
         ),
     );
     println!(
         "        started {} s after the touch",
-        summary(
+        spread(
             &touch_j_after
                 .iter()
                 .map(|d| d.as_secs_f64())
@@ -337,11 +337,11 @@ pub(crate) fn graph_part(args: &Args, root: &Path) {
         let edges: Vec<f64> = touch_n.iter().map(|r| r.edges as f64).collect();
         println!(
             "      ninja   {:>22}   (edges run {})",
-            summary(&tn, 1),
-            summary(&edges, 0)
+            spread(&tn, 1),
+            spread(&edges, 0)
         );
         let ratios: Vec<f64> = tj.iter().zip(&tn).map(|(j, n)| j / n).collect();
-        println!("      jobpool/ninja per round: {}", summary(&ratios, 4));
+        println!("      jobpool/ninja per round: {}", spread(&ratios, 4));
         println!(
             "      ninja ran every edge in every round: {}",
             verdict(touch_n.iter().all(|r| r.edges == shape.len()))
@@ -355,7 +355,7 @@ pub(crate) fn graph_part(args: &Args, root: &Path) {
         "      settling run (jobpool, {:.1} s after the touch, re-hashes the inputs whose \
          records were racy): {} ms",
         SETTLE.as_secs_f64(),
-        summary(&ms_of(&settle_j), 1)
+        spread(&ms_of(&settle_j), 1)
     );
 
     // Breakdown of a jobpool no-op run.
@@ -367,12 +367,12 @@ pub(crate) fn graph_part(args: &Args, root: &Path) {
     let splits: Vec<JobpoolRun> = (0..SPLIT_RUNS).map(|_| tools.jobpool(true)).collect();
     let show = |key: &str, what: &str| {
         let v: Vec<f64> = splits.iter().map(|r| r.get(key)).collect();
-        println!("      {:<18} {:>20}  {what}", key, summary(&v, 1));
+        println!("      {:<18} {:>20}  {what}", key, spread(&v, 1));
     };
     println!(
         "      {:<18} {:>20}  the whole process, from the parent (with the floors below)",
         "wall_ms",
-        summary(&walls_j(&splits), 1)
+        spread(&walls_j(&splits), 1)
     );
     show("main_ms", "main, start to end");
     show(

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use jobpool::{Cache, Pool, RunOptions};
-use jobpool_bench::summary::median;
+use jobpool_bench::summary::{median, spread};
 
 use crate::graph::{build_dag, write_inputs, Shape, SplitMix};
-use crate::{summary, verdict, Args};
+use crate::{verdict, Args};
 
 /// The task length of the overhead graph.
 const TASK: Duration = Duration::from_millis(1);
@@ -95,18 +95,18 @@ pub(crate) fn overhead_part(args: &Args, root: &Path) {
     }
     let lb = shape.len() as f64 * sleep_ms / args.threads as f64;
     println!("  work / N = {lb:.1} ms");
-    println!("  a no cache          {:>22}", summary(&a, 1));
+    println!("  a no cache          {:>22}", spread(&a, 1));
     println!(
         "  b fresh cache       {:>22}   (run_with alone {})",
-        summary(&b, 1),
-        summary(&b_run, 1)
+        spread(&b, 1),
+        spread(&b_run, 1)
     );
     let ratios: Vec<f64> = b.iter().zip(&a).map(|(b, a)| b / a).collect();
     let slower = ratios.iter().filter(|&&r| r > 1.0).count();
     println!(
         "  b/a per round: {}, cache slower in {slower} of {} rounds; per module: {:.1} us \
          of wall time",
-        summary(&ratios, 3),
+        spread(&ratios, 3),
         ratios.len(),
         (median(&b) - median(&a)) * 1e3 / shape.len() as f64
     );
@@ -119,8 +119,8 @@ pub(crate) fn overhead_part(args: &Args, root: &Path) {
          {} ms; (b - a) / c per round: {}",
         shape.len(),
         args.threads,
-        summary(&c, 1),
-        summary(
+        spread(&c, 1),
+        spread(
             &a.iter()
                 .zip(&b)
                 .zip(&c)
