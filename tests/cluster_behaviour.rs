@@ -69,12 +69,9 @@ fn stop_worker(worker: Worker) -> usize {
     bounded("Worker::stop", LIMIT, move || worker.stop()).expect("the worker stops cleanly")
 }
 
-/// A one-shot latch: `open` once, `wait` for it with a deadline.
+/// A one-shot latch: `open` once, `wait` for it with a deadline (a [`Counter`] that reaches 1).
 #[derive(Default)]
-struct Latch {
-    open: Mutex<bool>,
-    opened: Condvar,
-}
+struct Latch(Counter);
 
 impl Latch {
     fn new() -> Arc<Latch> {
@@ -82,18 +79,12 @@ impl Latch {
     }
 
     fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
+        self.0.add();
     }
 
     /// Whether it opened within `limit`.
     fn wait(&self, limit: Duration) -> bool {
-        let open = self.open.lock().unwrap();
-        let (open, _) = self
-            .opened
-            .wait_timeout_while(open, limit, |open| !*open)
-            .unwrap();
-        *open
+        self.0.wait_for(1, limit)
     }
 }
 

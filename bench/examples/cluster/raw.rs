@@ -108,16 +108,7 @@ impl Raw {
         let js = self.js.clone();
         self.runtime
             .block_on(async move {
-                let mut replies = js
-                    .get_stream(RESULTS)
-                    .await?
-                    .create_consumer(consumer::pull::OrderedConfig {
-                        filter_subject: format!("raw.result.{run}"),
-                        ..Default::default()
-                    })
-                    .await?
-                    .messages()
-                    .await?;
+                let mut replies = replies_of(&js, &run).await?;
                 let start = Instant::now();
                 let collector = tokio::spawn(async move {
                     let mut pids = BTreeSet::new();
@@ -162,16 +153,7 @@ impl Raw {
         let js = self.js.clone();
         self.runtime
             .block_on(async move {
-                let mut replies = js
-                    .get_stream(RESULTS)
-                    .await?
-                    .create_consumer(consumer::pull::OrderedConfig {
-                        filter_subject: format!("raw.result.{run}"),
-                        ..Default::default()
-                    })
-                    .await?
-                    .messages()
-                    .await?;
+                let mut replies = replies_of(&js, &run).await?;
                 let subject = format!("raw.work.{run}");
                 let mut times = Vec::with_capacity(n);
                 for i in 0..n as u64 {
@@ -188,4 +170,18 @@ impl Raw {
             })
             .expect("a raw latency run")
     }
+}
+
+/// A reader of run `run`'s replies, made before its first message is published.
+async fn replies_of(js: &jetstream::Context, run: &str) -> Result<consumer::pull::Ordered, Error> {
+    Ok(js
+        .get_stream(RESULTS)
+        .await?
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: format!("raw.result.{run}"),
+            ..Default::default()
+        })
+        .await?
+        .messages()
+        .await?)
 }
