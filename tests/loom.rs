@@ -313,6 +313,52 @@ fn an_idle_worker_asks_for_claimed_tasks_back() {
     });
 }
 
+/// A cancel while the only worker is inside a chunk of the job (rule 3: before each task the
+/// worker compares the job's `looks` counter, which the cancel moves): no task after the one
+/// running starts, whether it was claimed in the same chunk or is still pending. The chunk of
+/// tasks 1 and 2 is the worker's second (its chunks double: under loom each clock reading is
+/// 1 µs later).
+#[test]
+fn a_cancel_stops_the_rest_of_a_claimed_chunk() {
+    model(2, || {
+        let pool = Pool::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (started, may_end) = (Signal::new(), Signal::new());
+        let mut tasks: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+        tasks.push(Box::new(counting_tasks(1, &runs).pop().unwrap()));
+        tasks.push(pausing_task(&runs, &started, &may_end));
+        for task in counting_tasks(2, &runs) {
+            tasks.push(Box::new(task));
+        }
+        let job = pool.submit(tasks, 1);
+        started.wait();
+        job.cancel();
+        may_end.set();
+        let err = job.wait().unwrap_err();
+        assert_eq!(err.cancelled().collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(runs.load(SeqCst), 2);
+    });
+}
+
+/// The same for `shutdown_now` from a task (the pool's `yield_requests`, which it moves, is
+/// the other counter compared before each task): the task after it, in the same chunk, never
+/// starts.
+#[test]
+fn shutdown_now_stops_the_rest_of_a_claimed_chunk() {
+    model(2, || {
+        let pool = Pool::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let stopper = pool.clone();
+        let mut tasks: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+        tasks.push(Box::new(counting_tasks(1, &runs).pop().unwrap()));
+        tasks.push(Box::new(move || stopper.shutdown_now()));
+        tasks.push(Box::new(counting_tasks(1, &runs).pop().unwrap()));
+        let err = pool.submit(tasks, 1).wait().unwrap_err();
+        assert_eq!(err.cancelled().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(runs.load(SeqCst), 1);
+    });
+}
+
 /// A job submitted while both workers are inside chunks of another job asks them to look up
 /// (the pool's yield requests, rule 3); with a zero time slice they yield to it. Every task of
 /// both jobs runs exactly once.

@@ -22,6 +22,12 @@ pub(super) struct ChunkRun {
     pub(super) hand_back: u64,
     /// The pool's `yield_requests` when the chunk was claimed.
     pub(super) yield_requests: u64,
+    /// The job's `looks` when the chunk was claimed.
+    pub(super) looks: u32,
+    /// Whether, when the chunk was claimed, nothing stopped the job or the pool and the job's
+    /// results were not wanted one by one: while `looks` and `yield_requests` keep their
+    /// values, a task may start without a look at anything else.
+    pub(super) quiet: bool,
     pub(super) mode: Mode,
 }
 
@@ -44,45 +50,55 @@ where
         run: &ChunkRun,
         cx: &JobContext<'_>,
     ) -> Option<VecDeque<F>> {
+        let (gate, registry) = (&self.gate, &*self.registry);
+        // Two loads before each task while nothing moves; once something did, the full checks
+        // before each task of the rest of the chunk (rule 3).
+        let mut quiet = run.quiet;
         while let Some(task) = tasks.next() {
-            let stopped = self.gate.stopped.load(Relaxed);
-            if stopped != 0 || self.registry.cancelling() {
-                let timed_out = stopped == TIMED_OUT;
-                if TELL {
-                    let outcome = match timed_out {
-                        true => TaskOutcome::TimedOut,
-                        false => TaskOutcome::Cancelled,
-                    };
-                    let index = run.first + outcomes.values.len();
-                    self.tell_task_ended(index, task.next_attempt(), outcome);
-                }
-                outcomes.push_failure(if timed_out {
-                    Failure::TimedOut
-                } else {
-                    Failure::Cancelled
-                });
-                drop_each_quietly([task]);
-                continue;
-            }
-            let started_any = !outcomes.values.is_empty();
-            if self.gate.hand_back.load(Relaxed) != run.hand_back
-                || (started_any
-                    && (self.gate.results_wanted.load(Relaxed)
-                        || self.registry.yield_requests() != run.yield_requests))
+            if !(quiet
+                && gate.looks.load(Relaxed) == run.looks
+                && registry.yield_requests() == run.yield_requests)
             {
-                return Some(std::iter::once(task).chain(tasks.by_ref()).collect());
+                quiet = false;
+                let stopped = gate.stopped.load(Relaxed);
+                if stopped != 0 || registry.cancelling() {
+                    let timed_out = stopped == TIMED_OUT;
+                    if TELL {
+                        let outcome = match timed_out {
+                            true => TaskOutcome::TimedOut,
+                            false => TaskOutcome::Cancelled,
+                        };
+                        let index = run.first + outcomes.len();
+                        self.tell_task_ended(index, task.next_attempt(), outcome);
+                    }
+                    outcomes.push_failure(if timed_out {
+                        Failure::TimedOut
+                    } else {
+                        Failure::Cancelled
+                    });
+                    drop_each_quietly([task]);
+                    continue;
+                }
+                let started_any = !outcomes.is_empty();
+                if gate.hand_back.load(Relaxed) != run.hand_back
+                    || (started_any
+                        && (gate.results_wanted.load(Relaxed)
+                            || registry.yield_requests() != run.yield_requests))
+                {
+                    return Some(std::iter::once(task).chain(tasks.by_ref()).collect());
+                }
             }
             #[cfg(feature = "tracing")]
             let _task_span = tracing::info_span!(
                 parent: self.span.as_ref().and_then(|span| span.id()),
                 "task",
                 job = self.settings.name().map_or("", |name| &**name),
-                index = run.first + outcomes.values.len(),
+                index = run.first + outcomes.len(),
                 attempt = task.next_attempt(),
             )
             .entered();
             let told = TELL.then(|| {
-                let (index, attempt) = (run.first + outcomes.values.len(), task.next_attempt());
+                let (index, attempt) = (run.first + outcomes.len(), task.next_attempt());
                 self.tell(EventKind::TaskStarted { index, attempt });
                 (index, attempt)
             });

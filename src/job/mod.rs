@@ -21,7 +21,7 @@ pub use retry::Retry;
 pub use task::TaskContext;
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -31,7 +31,9 @@ use crate::limit::{self, Held, Limiter};
 use crate::observe::{EventKind, JobId, TaskOutcome};
 use crate::scheduler::priority::{self, Priority, Stage};
 use crate::scheduler::{worker, Registry, Schedulable};
-use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Condvar, Instant, Mutex, MutexGuard};
+use crate::sync::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, Condvar, Instant, Mutex, MutexGuard,
+};
 use crate::unwind::{call_quietly, drop_each_quietly};
 use chunk::ChunkRun;
 use future::wake_quietly;
@@ -96,6 +98,33 @@ pub(crate) struct TaskGate {
     /// run-queue entry is dead and may be dropped without a look at its state (README.md,
     /// rule 2). Written under the job's lock, read `Relaxed` by the run queue.
     finished: AtomicBool,
+    /// Bumped (`Release`) after each change of `stopped`, `hand_back` or `results_wanted`, so
+    /// that a worker checks one counter before each task instead of three fields: if it did
+    /// not move since the chunk's claim (read `Acquire`, before the fields), none of them did
+    /// (README.md, rule 3).
+    looks: AtomicU32,
+}
+
+impl TaskGate {
+    /// Stops the job's claimed tasks that have not started (`CANCELLED` or `TIMED_OUT`),
+    /// unless it was stopped already.
+    fn stop(&self, why: u8) {
+        if self
+            .stopped
+            .compare_exchange(0, why, Relaxed, Relaxed)
+            .is_ok()
+        {
+            self.looks.fetch_add(1, Release);
+        }
+    }
+
+    /// The counter a worker compares before each task, and whether the fields behind it let
+    /// a chunk run on at the time of the claim: not stopped, results not wanted one by one.
+    fn looks_at_claim(&self) -> (u32, bool) {
+        let looks = self.looks.load(Acquire);
+        let quiet = self.stopped.load(Relaxed) == 0 && !self.results_wanted.load(Relaxed);
+        (looks, quiet)
+    }
 }
 
 /// `TaskGate::stopped`: the job was cancelled.
@@ -306,10 +335,7 @@ where
             // after it, whenever the timer fires (rule 9).
             if let Some((deadline, _)) = self.settings.deadline() {
                 if chunk_start >= deadline {
-                    let _ = self
-                        .gate
-                        .stopped
-                        .compare_exchange(0, TIMED_OUT, Relaxed, Relaxed);
+                    self.gate.stop(TIMED_OUT);
                     self.ask_for_claimed_tasks();
                     let dropped = st.time_out_pending();
                     return self.end_turn(st, slots, running_here, dropped);
@@ -334,6 +360,7 @@ where
             // job's other tokens always find tasks to run.
             let share = st.pending_len().div_ceil(parallelism);
             let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
+            let (looks, job_quiet) = self.gate.looks_at_claim();
             let hand_back = self.gate.hand_back.load(Relaxed);
             let push = self.queue_if_runnable(&mut st);
             drop(st);
@@ -347,7 +374,7 @@ where
             // worker passes by first: one load per chunk (rule 9).
             self.registry.fire_timers(chunk_start);
             // Read after this worker's own push, which may have bumped it.
-            let yield_requests = self.registry.yield_requests();
+            let (yield_requests, pool_quiet) = self.registry.yield_requests_at_claim();
             // Once per chunk, so that a chunk's task events come in pairs.
             let listening = self.registry.listening();
 
@@ -356,6 +383,8 @@ where
                 first,
                 hand_back,
                 yield_requests,
+                looks,
+                quiet: job_quiet && pool_quiet,
                 mode,
             };
             // Two copies of the loop: the one for nobody listening has no event code at all.
@@ -369,7 +398,7 @@ where
             let ran_for = now.saturating_duration_since(chunk_start);
             chunk_start = now;
             self.service.fetch_add(nanos(ran_for), Relaxed);
-            let started = outcomes.values.len();
+            let started = outcomes.len();
             if ran_for < CHUNK_TARGET {
                 chunk_len = (chunk_len * 2).min(MAX_CHUNK);
             } else if ran_for > 2 * CHUNK_TARGET {
@@ -405,10 +434,7 @@ where
             dropped.extend(st.take_dropped());
             if self.settings.fail_fast && st.failed() + st.panicked() > 0 {
                 // The first failure stops the job, as a cancel would.
-                let _ = self
-                    .gate
-                    .stopped
-                    .compare_exchange(0, CANCELLED, Relaxed, Relaxed);
+                self.gate.stop(CANCELLED);
                 self.ask_for_claimed_tasks();
                 dropped.extend(st.cancel_pending());
             }
@@ -556,6 +582,7 @@ where
     /// started (see [`TaskGate::hand_back`]). Called under the job's lock.
     fn ask_for_claimed_tasks(&self) {
         self.gate.hand_back.fetch_add(1, Relaxed);
+        self.gate.looks.fetch_add(1, Release);
     }
 
     /// Asks for claimed tasks back if a token is free while every task is claimed: the claimed
@@ -743,10 +770,7 @@ where
         } else if deadline.is_some_and(|d| now >= d) {
             // Under the lock, before the pending tasks time out: a worker that records a chunk
             // after this sees the flag and times out the retries it would have delayed.
-            let _ = self
-                .gate
-                .stopped
-                .compare_exchange(0, TIMED_OUT, Relaxed, Relaxed);
+            self.gate.stop(TIMED_OUT);
             self.ask_for_claimed_tasks();
             dropped = st.time_out_pending();
         } else {
@@ -819,10 +843,7 @@ where
     T: Send + 'static,
 {
     fn cancel(self: Arc<Self>) {
-        let _ = self
-            .gate
-            .stopped
-            .compare_exchange(0, CANCELLED, Relaxed, Relaxed);
+        self.gate.stop(CANCELLED);
         let dropped = self.change(|st| st.cancel_pending());
         drop_each_quietly(dropped);
     }
@@ -882,6 +903,7 @@ where
         let mut st = self.state.lock();
         st.start_log();
         self.gate.results_wanted.store(true, Relaxed);
+        self.gate.looks.fetch_add(1, Release);
     }
 
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T> {

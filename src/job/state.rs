@@ -34,8 +34,11 @@ pub(crate) enum Slot<T> {
 /// Values go in `values` (`None` where a task failed); the rarer failures go on the side, so
 /// that for most result types the common path writes one small value per task.
 pub(crate) struct ChunkOutcomes<F, T> {
-    pub(crate) values: Vec<Option<T>>,
-    /// `(offset in the chunk, failure)`.
+    /// The values of the tasks that returned one, in order: a task's offset in the chunk is
+    /// its place here plus the failures before it. (No `Option` per task: for tasks that
+    /// return `()`, pushing a value is adding one to a length.)
+    values: Vec<T>,
+    /// `(offset in the chunk, failure)`, in order.
     pub(crate) failures: Vec<(usize, Failure<F>)>,
 }
 
@@ -86,20 +89,30 @@ impl<F, T> ChunkOutcomes<F, T> {
         }
     }
 
+    /// The tasks with an outcome so far.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.values.len() + self.failures.len()
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     #[inline]
     pub(crate) fn push(&mut self, value: T) {
-        self.values.push(Some(value));
+        self.values.push(value);
     }
 
     #[cold]
     pub(crate) fn push_failure(&mut self, failure: Failure<F>) {
-        self.failures.push((self.values.len(), failure));
-        self.values.push(None);
+        self.failures.push((self.len(), failure));
     }
 
     /// How the last task pushed ended, for its event.
     pub(crate) fn last_outcome(&self) -> TaskOutcome {
-        let last = self.values.len().wrapping_sub(1);
+        let last = self.len().wrapping_sub(1);
         match self.failures.last() {
             Some((offset, failure)) if *offset == last => match failure {
                 Failure::Panicked(_) => TaskOutcome::Panicked,
@@ -432,7 +445,7 @@ impl<F, T> JobState<F, T> {
         rare.returned.insert(at, (first, tasks));
     }
 
-    /// Records the outcomes of tasks `first..first + outcomes.values.len()`, at `now`. A task
+    /// Records the outcomes of tasks `first..first + outcomes.len()`, at `now`. A task
     /// to be retried goes to `delayed` (unless the job stopped, `stopped` saying how, or the
     /// retry budget is used up: then it gets its failure); returns the earliest due instant of the retries added,
     /// for the caller to set a timer if it is earlier than the job's (`needs_timer`).
@@ -443,11 +456,27 @@ impl<F, T> JobState<F, T> {
         now: Instant,
         stopped: Option<Failure<F>>,
     ) -> Option<Instant> {
-        let n = outcomes.values.len();
+        let n = outcomes.len();
         let slots = &mut self.slots[first..first + n];
-        for (slot, value) in slots.iter_mut().zip(outcomes.values.drain(..)) {
-            if let Some(value) = value {
+        let mut values = outcomes.values.drain(..);
+        if outcomes.failures.is_empty() {
+            for (slot, value) in slots.iter_mut().zip(values) {
                 *slot = Slot::Done(value);
+            }
+        } else {
+            // The failures' slots are filled below.
+            let mut failures = outcomes
+                .failures
+                .iter()
+                .map(|(offset, _)| *offset)
+                .peekable();
+            for (offset, slot) in slots.iter_mut().enumerate() {
+                if failures.next_if_eq(&offset).is_none() {
+                    let Some(value) = values.next() else {
+                        unreachable!("a task of the chunk without an outcome")
+                    };
+                    *slot = Slot::Done(value);
+                }
             }
         }
         self.done += n - outcomes.failures.len();

@@ -9,7 +9,7 @@ mod run_queue;
 mod timers;
 pub(crate) mod worker;
 
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +94,8 @@ struct PoolGate {
     /// Bumped when a job is queued while no worker is idle to take it: every worker in a chunk
     /// then ends it after its current task and looks at the run queue's fairness rule, so a
     /// waiting job is never held up by a chunk of tasks that turned long (README.md, rule 3).
+    /// Bumped (`Release`) as well once `cancel_all` is set, so that it is the one pool-wide
+    /// word a worker compares before each task.
     yield_requests: AtomicU64,
 }
 
@@ -392,6 +394,14 @@ impl Registry {
         self.gate.yield_requests.load(Relaxed)
     }
 
+    /// `yield_requests` at a chunk's claim (`Acquire`), and whether the pool let a chunk run
+    /// on then (not cancelling): read in this order, if the counter has not moved since, the
+    /// pool is still not cancelling.
+    pub(crate) fn yield_requests_at_claim(&self) -> (u64, bool) {
+        let requests = self.gate.yield_requests.load(Acquire);
+        (requests, !self.gate.cancel_all.load(Relaxed))
+    }
+
     /// Blocks until there is a job to run; `None` when the worker should exit.
     ///
     /// The run queue hands back the dead entries it meets; they are dropped here, with the lock
@@ -467,6 +477,8 @@ impl Registry {
         let mut shared = self.shared.lock();
         if cancel {
             self.gate.cancel_all.store(true, Relaxed);
+            // Workers in a chunk compare only `yield_requests` before each task (rule 3).
+            self.gate.yield_requests.fetch_add(1, Release);
         }
         shared.shutdown = true;
         // Sleepers must look again: jobs in the queue get cancelled, or no job is live. If a
