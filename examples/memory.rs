@@ -10,11 +10,12 @@
 //! the count, so the caller's own storage is not counted.
 //!
 //! Where the bytes go: `Pool::submit` collects the tasks, unboxed, into a `VecDeque<F>` inside
-//! the job (nothing at all for zero-sized closures) and makes one result slot per task
-//! (`Vec<Slot<T>>`); each job is one `Arc`'d struct (its lock, counters and condition
-//! variables, two of its atomics padded to their own cache lines) plus those two vectors, and
-//! an entry in the pool's run queue (for a job not yet served, a 16-byte pointer in a FIFO
-//! that grows by doubling).
+//! the job (nothing at all for zero-sized closures); each job is one `Arc`'d struct (its lock,
+//! counters and condition variables) plus that vector, and an entry in the pool's run queue
+//! (for a job not yet served, a 16-byte pointer in a FIFO that grows by doubling). Results take
+//! no room until tasks return them: the values are kept as they come, in runs of consecutive
+//! tasks (`size_of::<T>()` a task, nothing for `()`), and only a job with a failure or a
+//! `Completions` consumer gets one slot per task.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -288,12 +289,12 @@ fn main() {
     }
 
     println!();
-    println!("A task costs its closure, unboxed (size_of::<F>(), here 0 or 8 bytes), in the");
-    println!("job's VecDeque<F>, plus one result slot Slot<T> (1 byte for (), 16 for u64).");
-    println!("A job costs one Arc'd JobCore (the most common size above, once per job), its");
-    println!("slot vector (a second small allocation; the task deque of zero-sized closures");
-    println!("allocates nothing), and a 16-byte entry in the run queue's FIFO of jobs not yet");
-    println!("served, which grows by doubling (the few large allocations). What few jobs use");
-    println!("(a name, a deadline, limiters, retries, failures, a completion log, a callback)");
-    println!("is boxed apart and allocated only when used, so a plain job's JobCore stays small.");
+    println!("A queued task costs its closure, unboxed (size_of::<F>(), here 0 or 8 bytes), in");
+    println!("the job's VecDeque<F>; its result takes size_of::<T>() once it is returned.");
+    println!("A job costs one Arc'd JobCore (the most common size above, once per job; the");
+    println!("task deque of zero-sized closures allocates nothing), and a 16-byte entry in the");
+    println!("run queue's FIFO of jobs not yet served, which grows by doubling (the few large");
+    println!("allocations). What few jobs use (a name, a deadline, limiters, retries, failures,");
+    println!("a completion log, a callback) is boxed apart and allocated only when used, so a");
+    println!("plain job's JobCore stays small.");
 }

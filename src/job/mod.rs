@@ -7,6 +7,8 @@ mod builder;
 mod chunk;
 mod future;
 mod handle;
+#[cfg(all(test, not(loom)))]
+mod results_tests;
 pub(crate) mod retry;
 #[cfg(test)]
 mod run_stage_tests;
@@ -75,7 +77,7 @@ enum Mode {
 /// What a worker checks before it starts each task of a claimed chunk. Read before every
 /// task; written rarely (a cancel, a deadline, a hand-back, the job's end). It is not padded to
 /// a cache line of its own: that would make every job's shared state 128-byte aligned and
-/// about three times its size (896 bytes against 240). Its line may hold the job's lock, which
+/// about three times its size (896 bytes against 248). Its line may hold the job's lock, which
 /// workers write once per chunk, not per task; chunks grow to thousands of tasks when tasks
 /// are short, so the reads before each task almost always hit a line that stays put.
 #[derive(Default)]

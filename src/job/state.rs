@@ -31,8 +31,8 @@ pub(crate) enum Slot<T> {
 
 /// The outcomes of one chunk of claimed tasks, gathered without a lock and recorded at once.
 ///
-/// Values go in `values` (`None` where a task failed); the rarer failures go on the side, so
-/// that for most result types the common path writes one small value per task.
+/// Values go in `values`; the rarer failures go on the side, so that the common path writes
+/// one value per task, and nothing at all for tasks that return `()`.
 pub(crate) struct ChunkOutcomes<F, T> {
     /// The values of the tasks that returned one, in order: a task's offset in the chunk is
     /// its place here plus the failures before it. (No `Option` per task: for tasks that
@@ -126,6 +126,109 @@ impl<F, T> ChunkOutcomes<F, T> {
     }
 }
 
+/// Every task's outcome, kept in one of two ways.
+///
+/// While every task recorded so far returned a value, only the values are kept, as runs of
+/// consecutive tasks: recording a chunk appends its values to the run it continues (or starts
+/// a run), and a finished job's results are its one run. A job of tasks that return `()` thus
+/// keeps nothing per task, and a job's results come back without a pass over its tasks. Most
+/// jobs have a single run all along (a chunk mostly continues the run, or ends where it
+/// starts), kept inline: no allocation. The first failure, the first `Completions` consumer,
+/// or a cancel turns the runs into one slot per task (`slots`), which every other path uses.
+pub(crate) enum Results<T> {
+    /// One run: the values of tasks `first..first + values.len()` (at the start, none).
+    Run(usize, Vec<T>),
+    /// `(index of the first, values)`, in no order; the runs neither overlap nor touch (two
+    /// runs that come to touch are merged). Every task outside them is waiting.
+    Runs(Vec<(usize, Vec<T>)>),
+    /// One per task, in submission order.
+    Slots(Vec<Slot<T>>),
+}
+
+impl<T> Results<T> {
+    /// Adds the values of tasks `first..first + values.len()` to the runs, leaving `values`
+    /// empty (with its capacity, when the values were copied into a run). Not for slots.
+    fn add(&mut self, first: usize, values: &mut Vec<T>) {
+        match self {
+            Results::Run(start, run) => {
+                if run.is_empty() {
+                    *start = first;
+                    run.append(values);
+                } else if *start + run.len() == first {
+                    run.append(values);
+                } else if first + values.len() == *start {
+                    values.append(run);
+                    std::mem::swap(run, values);
+                    *start = first;
+                } else {
+                    let one = (*start, std::mem::take(run));
+                    *self = Results::Runs(vec![one, (first, std::mem::take(values))]);
+                }
+            }
+            Results::Runs(runs) => Self::add_run(runs, first, values),
+            Results::Slots(_) => unreachable!("values are added to slots one by one"),
+        }
+    }
+
+    fn add_run(runs: &mut Vec<(usize, Vec<T>)>, first: usize, values: &mut Vec<T>) {
+        let end = first + values.len();
+        match runs.iter().position(|(f, run)| f + run.len() == first) {
+            Some(at) => runs[at].1.append(values),
+            None => runs.push((first, std::mem::take(values))),
+        }
+        // The run that now ends at `end` may meet the one that starts there.
+        if let Some(next) = runs.iter().position(|(f, _)| *f == end) {
+            let (_, mut following) = runs.swap_remove(next);
+            if let Some(run) = runs.iter_mut().find(|(f, run)| f + run.len() == end) {
+                run.1.append(&mut following);
+            }
+        }
+    }
+
+    /// A finished job's values, if every task is in one run (which the caller checked: every
+    /// task returned one).
+    fn take_all(&mut self) -> Option<Vec<T>> {
+        match self {
+            Results::Run(0, values) => Some(std::mem::take(values)),
+            Results::Runs(runs) => match &mut runs[..] {
+                [(0, values)] => Some(std::mem::take(values)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// One slot per task, made from the runs if there are none yet.
+    fn slots(&mut self, total: usize) -> &mut Vec<Slot<T>> {
+        match self {
+            Results::Run(first, values) => {
+                let runs = vec![(*first, std::mem::take(values))];
+                *self = Results::Slots(Self::slots_of(runs, total));
+            }
+            Results::Runs(runs) => {
+                *self = Results::Slots(Self::slots_of(std::mem::take(runs), total));
+            }
+            Results::Slots(_) => {}
+        }
+        match self {
+            Results::Slots(slots) => slots,
+            _ => unreachable!("just made slots"),
+        }
+    }
+
+    #[cold]
+    fn slots_of(runs: Vec<(usize, Vec<T>)>, total: usize) -> Vec<Slot<T>> {
+        let mut slots = Vec::with_capacity(total);
+        slots.resize_with(total, || Slot::Waiting);
+        for (first, values) in runs {
+            for (slot, value) in slots[first..].iter_mut().zip(values) {
+                *slot = Slot::Done(value);
+            }
+        }
+        slots
+    }
+}
+
 /// A completion callback registered with `JobHandle::on_finish`.
 pub(crate) type FinishCallback<T> = Box<dyn FnOnce(Result<Vec<T>, JobError<T>>) + Send>;
 
@@ -138,8 +241,8 @@ pub(crate) type FinishCallback<T> = Box<dyn FnOnce(Result<Vec<T>, JobError<T>>) 
 pub(crate) struct JobState<F, T> {
     /// Tasks not yet claimed, in submission order; the front one has index `next_index`.
     pub(crate) pending: VecDeque<F>,
-    /// One per task, in submission order.
-    pub(crate) slots: Vec<Slot<T>>,
+    /// Every task's outcome.
+    results: Results<T>,
     rare: Option<Box<Rare<F, T>>>,
     pub(crate) next_index: usize,
     /// The number of tasks, fixed at submission.
@@ -250,11 +353,9 @@ impl<F, T> Default for Rare<F, T> {
 impl<F, T> JobState<F, T> {
     pub(crate) fn new(pending: VecDeque<F>, cap: usize, retry_budget: usize) -> Self {
         let total = pending.len();
-        let mut slots = Vec::with_capacity(total);
-        slots.resize_with(total, || Slot::Waiting);
         JobState {
             pending,
-            slots,
+            results: Results::Run(0, Vec::new()),
             rare: None,
             next_index: 0,
             total,
@@ -457,7 +558,15 @@ impl<F, T> JobState<F, T> {
         stopped: Option<Failure<F>>,
     ) -> Option<Instant> {
         let n = outcomes.len();
-        let slots = &mut self.slots[first..first + n];
+        if outcomes.failures.is_empty() {
+            // (A `Completions` consumer's log needs slots: it made them when it started.)
+            if !matches!(self.results, Results::Slots(_)) {
+                self.results.add(first, &mut outcomes.values);
+                self.done += n;
+                return None;
+            }
+        }
+        let slots = &mut self.results.slots(self.total)[first..first + n];
         let mut values = outcomes.values.drain(..);
         if outcomes.failures.is_empty() {
             for (slot, value) in slots.iter_mut().zip(values) {
@@ -527,14 +636,14 @@ impl<F, T> JobState<F, T> {
                         }
                     }
                 };
-                self.slots[index] = slot;
+                self.results.slots(self.total)[index] = slot;
             }
         }
         if let Some(log) = self.rare.as_mut().and_then(|rare| rare.log.as_mut()) {
             if retried == 0 {
                 log.extend(first..first + n);
             } else {
-                let slots = &self.slots;
+                let slots = self.results.slots(self.total);
                 log.extend((first..first + n).filter(|&i| !matches!(slots[i], Slot::Waiting)));
             }
         }
@@ -600,7 +709,7 @@ impl<F, T> JobState<F, T> {
             .chain(delayed);
         for (first, run) in runs {
             for index in first..first + run.len() {
-                self.slots[index] = if timed_out {
+                self.results.slots(self.total)[index] = if timed_out {
                     Slot::TimedOut
                 } else {
                     Slot::Cancelled
@@ -659,7 +768,8 @@ impl<F, T> JobState<F, T> {
     pub(crate) fn start_log(&mut self) {
         if !self.rare.as_ref().is_some_and(|rare| rare.log.is_some()) {
             let finished = self
-                .slots
+                .results
+                .slots(self.total)
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !matches!(s, Slot::Waiting));
@@ -670,7 +780,7 @@ impl<F, T> JobState<F, T> {
 
     /// Takes the outcome of a finished task out of its slot.
     pub(crate) fn take_outcome(&mut self, index: usize) -> Result<T, TaskError> {
-        match std::mem::replace(&mut self.slots[index], Slot::Taken) {
+        match std::mem::replace(&mut self.results.slots(self.total)[index], Slot::Taken) {
             Slot::Done(value) => Ok(value),
             Slot::Panicked => {
                 let message = self
@@ -698,7 +808,13 @@ impl<F, T> JobState<F, T> {
     /// The results of a finished job, in submission order.
     pub(crate) fn take_results(&mut self) -> Result<Vec<T>, JobError<T>> {
         debug_assert!(self.is_finished());
-        let slots = std::mem::take(&mut self.slots);
+        if self.ended() == self.done {
+            // Runs that touch are merged: every task done, the values are one run.
+            if let Some(values) = self.results.take_all() {
+                return Ok(values);
+            }
+        }
+        let slots = std::mem::take(self.results.slots(self.total));
         if self.ended() == self.done {
             let values = slots.into_iter().map(|slot| match slot {
                 Slot::Done(value) => value,
