@@ -113,8 +113,7 @@ impl<T: Send + 'static> JobHandle<T> {
     /// assert_eq!(job.wait().unwrap(), vec![42]);
     /// ```
     pub fn wait(self) -> Result<Vec<T>, JobError<T>> {
-        self.job.clone().wait_until(None);
-        self.job.take_results()
+        self.job.wait()
     }
 
     /// Blocks until the job has finished or `timeout` has passed. After `Ok(())`,

@@ -812,7 +812,9 @@ where
 /// What a [`JobHandle`] can do with a job, whatever its task type.
 pub(crate) trait JobControl<T>: Send + Sync {
     fn wait_until(self: Arc<Self>, deadline: Option<Instant>) -> bool;
-    fn take_results(&self) -> Result<Vec<T>, JobError<T>>;
+    /// Blocks until the job has finished, and takes its results (one taking of the job's
+    /// lock if it has finished already).
+    fn wait(self: Arc<Self>) -> Result<Vec<T>, JobError<T>>;
     fn start_log(&self);
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T>;
     /// Never blocks: the results once the job has finished, else `Pending` with `cx`'s waker
@@ -894,11 +896,14 @@ where
         JobCore::wait_until(&self, deadline)
     }
 
-    fn take_results(&self) -> Result<Vec<T>, JobError<T>> {
-        self.state
-            .lock()
-            .take_results()
-            .map_err(|e| e.named(self.settings.name()))
+    fn wait(self: Arc<Self>) -> Result<Vec<T>, JobError<T>> {
+        let results = self.wait_for(None, Awaited::Finish, |st| {
+            st.is_finished().then(|| st.take_results())
+        });
+        match results {
+            Some(results) => results.map_err(|e| e.named(self.settings.name())),
+            None => unreachable!("a wait without a deadline ends with the job"),
+        }
     }
 
     fn start_log(&self) {
@@ -999,17 +1004,18 @@ where
     let has_tasks = !tasks.is_empty();
     let deadline = settings.deadline.map(|(d, _)| d);
     let tasks_len = tasks.len();
-    let state = JobState::new(tasks, cap, retry_budget);
-    let job = Arc::new(JobCore::new(registry.clone(), state, settings));
+    // Set before the job is shared (no lock to take): `admit` pushes its entry (README.md,
+    // rule 1), and its deadline's timer is added below.
+    let mut state = JobState::new(tasks, cap, retry_budget);
     if has_tasks {
-        let mut st = job.state.lock();
-        st.queued = true;
+        state.queued = true;
         if let Some(deadline) = deadline {
-            let _set = st.needs_timer(deadline);
+            let _set = state.needs_timer(deadline);
         }
     } else {
-        job.state.lock().finish_reported = true;
+        state.finish_reported = true;
     }
+    let job = Arc::new(JobCore::new(registry.clone(), state, settings));
     let entry: Option<Arc<dyn Schedulable>> =
         has_tasks.then(|| job.clone() as Arc<dyn Schedulable>);
     let submitted = || {
