@@ -359,6 +359,31 @@ fn shutdown_now_stops_the_rest_of_a_claimed_chunk() {
     });
 }
 
+/// Rule 11: a worker in a turn of job J, with a free token of J left and a job at least as
+/// urgent queued (E), keeps J's entry aside instead of pushing it; the other worker, once it
+/// has run E and finds the queue empty, must find it there, whether it looks before or after
+/// the entry is stored (store, then look, on both sides). J's two tasks must meet (`a` waits
+/// until `b` has started), so if the entry stayed out of sight the second worker would sleep
+/// and `a` wait forever, which loom reports as a deadlock.
+#[test]
+fn an_idle_worker_finds_the_entry_set_aside() {
+    model(2, || {
+        let pool = Pool::new(2);
+        let b_started = Signal::new();
+        let tasks: Vec<Box<dyn FnOnce() + Send>> = vec![
+            {
+                let b_started = b_started.clone();
+                Box::new(move || b_started.wait())
+            },
+            Box::new(move || b_started.set()),
+        ];
+        let j = pool.submit(tasks, 2);
+        let e = pool.submit(vec![|| ()], 1);
+        j.wait().unwrap();
+        e.wait().unwrap();
+    });
+}
+
 /// A job submitted while both workers are inside chunks of another job asks them to look up
 /// (the pool's yield requests, rule 3); with a zero time slice they yield to it. Every task of
 /// both jobs runs exactly once.

@@ -319,6 +319,8 @@ where
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
         let mut chunk_len = 1;
+        // The worker whose slot may hold the job's entry, set aside there (rule 11).
+        let mut aside: Option<usize> = None;
         let cx = JobContext {
             gate: &self.gate,
             registry: &self.registry,
@@ -340,7 +342,7 @@ where
                     self.gate.stop(TIMED_OUT);
                     self.ask_for_claimed_tasks();
                     let dropped = st.time_out_pending();
-                    return self.end_turn(st, slots, running_here, dropped);
+                    return self.end_turn(st, slots, running_here, dropped, aside);
                 }
             }
             // A job under a limiter starts one task per claim, each with a start slot of every
@@ -354,7 +356,7 @@ where
                     if st.needs_timer(at) {
                         self.registry.add_timer(at, self.clone());
                     }
-                    return self.end_turn(st, slots, running_here, VecDeque::new());
+                    return self.end_turn(st, slots, running_here, VecDeque::new(), aside);
                 }
                 chunk_len = 1;
             }
@@ -366,8 +368,22 @@ where
             let hand_back = self.gate.hand_back.load(Relaxed);
             let push = self.queue_if_runnable(&mut st);
             drop(st);
-            if push {
-                self.registry.push(self.clone(), self.key());
+            // A free token for another worker: in a turn from the run queue, the entry waits
+            // aside while no worker is idle and queued jobs go first (rule 11).
+            match (push, worker) {
+                (true, Some(w)) if matches!(mode, Mode::Scheduled) => {
+                    let set = self.registry.push_or_set_aside(w, self.clone(), self.key());
+                    aside = set.then_some(w);
+                }
+                (true, _) => self.registry.push(self.clone(), self.key()),
+                (false, Some(w)) if aside.is_some() && self.registry.goes_first(self.key()) => {
+                    // The queued jobs that went first were taken: into the queue with it.
+                    if let Some(entry) = self.registry.take_aside(w) {
+                        self.registry.push(entry, self.key());
+                    }
+                    aside = None;
+                }
+                _ => {}
             }
             if let Some(waker) = wake.take() {
                 wake_quietly(waker);
@@ -451,7 +467,7 @@ where
             // Tasks to drop (cancelled, or refused a retry) are dropped with the lock released,
             // so this worker ends its turn: rare, and simpler than dropping in between.
             if stop || st.pending_len() == 0 || st.running > st.cap || !dropped.is_empty() {
-                return self.end_turn(st, slots, running_here, dropped);
+                return self.end_turn(st, slots, running_here, dropped, aside);
             }
             // Keep the token and claim the next chunk (rule 3): no run-queue traffic. The
             // statistics hear of this chunk now (`end_turn` tells them when the turn ends).
@@ -472,7 +488,14 @@ where
         slots: u64,
         running_here: worker::RunningJob,
         dropped: VecDeque<F>,
+        aside: Option<usize>,
     ) {
+        // The entry set aside, if no idle worker took it, is no entry any more: `settle` below
+        // queues the job if it is runnable (rule 11).
+        let entry = aside.and_then(|w| self.registry.take_aside(w));
+        if entry.is_some() {
+            st.queued = false;
+        }
         let released = self.return_token(&mut st, slots);
         // The slots are back: nothing run from here on may borrow them.
         drop(running_here);
@@ -481,6 +504,7 @@ where
         self.ask_if_a_token_is_idle(&st);
         let settled = self.settle(&mut st);
         drop(st);
+        drop(entry);
         drop_each_quietly(dropped);
         limit::release(released);
         self.carry_out(settled);

@@ -4,6 +4,7 @@
 //! when a token comes back, and why no wake-up is ever lost) is written down in `README.md`
 //! beside this file.
 
+mod aside;
 pub(crate) mod priority;
 mod run_queue;
 mod timers;
@@ -21,6 +22,7 @@ use crate::sync::{
     thread, AtomicBool, AtomicU64, AtomicUsize, Condvar, Instant, Mutex, MutexGuard,
 };
 use crate::unwind::{call_quietly, drop_each_quietly};
+use aside::Aside;
 use priority::Priority;
 use run_queue::RunQueue;
 use timers::Timers;
@@ -84,6 +86,8 @@ pub(crate) struct Registry {
     listeners: CachePadded<Listeners>,
     /// The counts behind `Pool::stats`, one slot per worker (`observe/stats.rs`).
     counters: Counters,
+    /// The entries workers in a turn keep aside instead of pushing them (`aside.rs`, rule 11).
+    aside: Aside,
 }
 
 /// The pool-wide flags a worker checks before each task.
@@ -140,6 +144,7 @@ impl Registry {
             gate: CachePadded::new(PoolGate::default()),
             listeners: CachePadded::new(Listeners::default()),
             counters: Counters::new(threads),
+            aside: Aside::new(threads),
         }
     }
 
@@ -248,6 +253,39 @@ impl Registry {
     pub(crate) fn push(&self, job: Arc<dyn Schedulable>, key: u64) {
         let mut shared = self.shared.lock();
         self.push_locked(&mut shared, job, key);
+    }
+
+    /// As `push`, for worker `worker` in a turn of the job: unless the job would go before
+    /// every queued one, its entry is set aside in the worker's slot instead, while no worker
+    /// is idle (rule 11). Returns whether it was set aside.
+    pub(crate) fn push_or_set_aside(
+        &self,
+        worker: usize,
+        job: Arc<dyn Schedulable>,
+        key: u64,
+    ) -> bool {
+        if key < self.queued_min.load(Relaxed) {
+            self.push(job, key);
+            return false;
+        }
+        match self.aside.set(worker, job) {
+            Some(job) => {
+                self.push(job, key);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Takes back the entry worker `worker` set aside, if no idle worker took it.
+    pub(crate) fn take_aside(&self, worker: usize) -> Option<Arc<dyn Schedulable>> {
+        self.aside.take(worker)
+    }
+
+    /// Whether a job of key `key` would go before every queued job (or none is queued).
+    #[inline]
+    pub(crate) fn goes_first(&self, key: u64) -> bool {
+        key < self.queued_min.load(Relaxed)
     }
 
     fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
@@ -412,6 +450,8 @@ impl Registry {
         let mut stale = Vec::new();
         let mut shared = self.shared.lock();
         let mut spun = false;
+        // Counted in `aside`'s idle workers, from the first empty look to the end (rule 11).
+        let mut idle = false;
         let found = loop {
             // One clock read per look: it times the timers, the waits of each priority, and
             // the slice of the job found.
@@ -440,6 +480,18 @@ impl Registry {
                 shared.spinners += 1;
                 drop(shared);
                 drop_each_quietly(dead.drain(..));
+                // Counted idle first, then a look at the entries set aside (rule 11).
+                let aside = if idle {
+                    self.aside.take_any()
+                } else {
+                    idle = true;
+                    self.aside.enter_idle()
+                };
+                if let Some(job) = aside {
+                    shared = self.shared.lock();
+                    shared.spinners -= 1;
+                    break Some((job, now));
+                }
                 for _ in 0..SPIN_ROUNDS {
                     if self.queued_min.load(Relaxed) != u64::MAX {
                         break;
@@ -466,6 +518,9 @@ impl Registry {
             spun = false;
         };
         drop(shared);
+        if idle {
+            self.aside.leave_idle();
+        }
         drop_each_quietly(dead);
         drop_each_quietly(stale);
         found
