@@ -315,9 +315,9 @@ fn an_idle_worker_asks_for_claimed_tasks_back() {
 
 /// A cancel while the only worker is inside a chunk of the job (rule 3: before each task the
 /// worker compares the job's `looks` counter, which the cancel moves): no task after the one
-/// running starts, whether it was claimed in the same chunk or is still pending. The chunk of
-/// tasks 1 and 2 is the worker's second (its chunks double: under loom each clock reading is
-/// 1 µs later).
+/// running starts, whether it was claimed in the same chunk or is still pending. Tasks 1 to 3
+/// are the worker's second chunk (its chunks grow: under loom each clock reading is 1 µs
+/// later).
 #[test]
 fn a_cancel_stops_the_rest_of_a_claimed_chunk() {
     model(2, || {

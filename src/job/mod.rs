@@ -44,9 +44,9 @@ use task::{JobContext, Task};
 use wait::Awaited;
 
 /// A chunk of tasks claimed at once should take about this long to run. Chunks start at one
-/// task and double while they run faster than this, so very short tasks are claimed many at a
-/// time (one lock per chunk, not per task) while long tasks are claimed one by one (a claimed
-/// task is one no other worker can start).
+/// task and grow (2 to 8 times) while they run faster than this, so very short tasks are
+/// claimed many at a time (one lock per chunk, not per task) while long tasks are claimed one
+/// by one (a claimed task is one no other worker can start).
 const CHUNK_TARGET: Duration = Duration::from_micros(20);
 
 /// The largest chunk, whatever the tasks' length.
@@ -361,8 +361,15 @@ where
                 chunk_len = 1;
             }
             // Guided chunking: never claim more than one token's share of what is left, so the
-            // job's other tokens always find tasks to run.
-            let share = st.pending_len().div_ceil(parallelism);
+            // job's other tokens always find tasks to run. While its entry waits aside, only
+            // the tokens taken count: a worker that comes for another asks for claimed tasks
+            // back (rules 3 and 11).
+            let tokens = if aside.is_some() {
+                st.running.max(1)
+            } else {
+                parallelism
+            };
+            let share = st.pending_len().div_ceil(tokens.min(parallelism));
             let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
             let (looks, job_quiet) = self.gate.looks_at_claim();
             let hand_back = self.gate.hand_back.load(Relaxed);
@@ -418,7 +425,12 @@ where
             self.service.fetch_add(nanos(ran_for), Relaxed);
             let started = outcomes.len();
             if ran_for < CHUNK_TARGET {
-                chunk_len = (chunk_len * 2).min(MAX_CHUNK);
+                // Towards what fits in the target at the rate just measured: a job of a few
+                // short tasks then takes two chunks, not one per doubling (rule 3).
+                let fit = (started as u128 * CHUNK_TARGET.as_nanos()) / ran_for.as_nanos().max(1);
+                chunk_len = (fit as usize)
+                    .clamp(chunk_len * 2, chunk_len * 8)
+                    .min(MAX_CHUNK);
             } else if ran_for > 2 * CHUNK_TARGET {
                 // As many tasks as fit in the target at the rate just measured: tasks that
                 // turned long go back to one a chunk at once, not by halvings.
