@@ -76,14 +76,17 @@ fn a_completion_callback_lends_no_slot_it_gave_back() {
             running.fetch_sub(1, SeqCst);
         }
     };
-    let (j_gate, m_gate, m_started) = (Gate::new(), Gate::new(), Latch::new(1));
+    let (j_gate, m_gate) = (Gate::new(), Gate::new());
+    let (j_started, m_started) = (Latch::new(1), Latch::new(1));
     let j = {
-        let (g, task) = (j_gate.clone(), measured(&running, &peak));
-        pool.job().limit(&limiter).submit(vec![move || {
-            g.pass();
-            task()
-        }])
+        let (g, s, task) = (j_gate.clone(), j_started.clone(), measured(&running, &peak));
+        pool.job()
+            .limit(&limiter)
+            .submit(vec![move || running_inside(&s, &g, task)])
     };
+    // J holds the limiter's one slot before M comes: with both submitted at once, M could
+    // take it first, and J, held behind M, would never run the callback that lets M end.
+    j_started.wait();
     let m = {
         let (g, s, task) = (m_gate.clone(), m_started.clone(), measured(&running, &peak));
         pool.job()
