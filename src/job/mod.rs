@@ -315,7 +315,6 @@ where
             self.service.fetch_max(1, Relaxed);
         }
         let limited = !self.settings.limiters().is_empty();
-        let mut parallelism = self.registry.threads().min(st.cap).max(1);
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
         let mut chunk_len = 1;
@@ -361,15 +360,12 @@ where
                 chunk_len = 1;
             }
             // Guided chunking: never claim more than one token's share of what is left, so the
-            // job's other tokens always find tasks to run. While its entry waits aside, only
-            // the tokens taken count: a worker that comes for another asks for claimed tasks
-            // back (rules 3 and 11).
-            let tokens = if aside.is_some() {
-                st.running.max(1)
-            } else {
-                parallelism
-            };
-            let share = st.pending_len().div_ceil(tokens.min(parallelism));
+            // job's other tokens always find tasks to run, under the cap now in force (it may
+            // have been raised since the last claim: then a worker that comes for a new token
+            // must find a task pending, not wait behind a task of this chunk, which may be
+            // waiting for it).
+            let parallelism = self.registry.threads().min(st.cap).max(1);
+            let share = st.pending_len().div_ceil(parallelism);
             let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
             let (looks, job_quiet) = self.gate.looks_at_claim();
             let hand_back = self.gate.hand_back.load(Relaxed);
@@ -452,9 +448,6 @@ where
             }
             if let Some(unstarted) = handed_back {
                 st.hand_back(first + started, unstarted);
-                // Someone asked for tasks: share what is pending with the tokens of the cap
-                // now in force, not the one this worker started with.
-                parallelism = self.registry.threads().min(st.cap).max(1);
             }
             let mut dropped: VecDeque<F> = if self.registry.cancelling() {
                 st.cancel_pending()
