@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use jobpool_bench::cli::positive;
 use jobpool_bench::strategies::workload::{self, Score, Work, Workload};
 use jobpool_bench::strategies::{Blocks, Kind, Report, Strategy};
 use jobpool_bench::summary::{load_average, median};
@@ -249,11 +250,7 @@ fn args() -> Args {
                 args.rounds = 2;
             }
             "--rounds" => {
-                args.rounds = it
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .expect("--rounds takes a positive number");
+                args.rounds = positive(it.next(), "--rounds");
             }
             "--only" => {
                 let names = it.next().expect("--only takes workload names, as W1,W3");

@@ -32,6 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use jobpool::{Context, Dag, Pool, TaskResult};
+use jobpool_bench::cli::positive;
 use jobpool_bench::flood_sim::{oldest_run_first, RunTimes, Stats, Workload};
 use jobpool_bench::summary::load_average;
 
@@ -227,11 +228,7 @@ fn rounds() -> usize {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--rounds" => {
-                rounds = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .expect("--rounds takes a positive number");
+                rounds = positive(args.next(), "--rounds");
             }
             other => panic!("unknown argument {other:?}; try --rounds R"),
         }

@@ -48,6 +48,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use jobpool::{JobHandle, Pool, Priority, Retry, TaskContext};
+use jobpool_bench::cli::positive;
 use jobpool_bench::summary::load_average;
 
 // ---- W7 ----
@@ -465,11 +466,7 @@ fn args() -> Args {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--rounds" => {
-                parsed.rounds = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .expect("--rounds takes a positive number");
+                parsed.rounds = positive(args.next(), "--rounds");
             }
             "--only" => match args.next().as_deref() {
                 Some("w7") => parsed.w8 = false,

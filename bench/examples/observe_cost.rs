@@ -47,6 +47,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use jobpool::Pool;
+use jobpool_bench::cli::positive;
 use jobpool_bench::strategies::token_count;
 use jobpool_bench::strategies::workload::{self, Workload};
 use jobpool_bench::summary::{load_average, median, spread};
@@ -175,12 +176,7 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut number = |what: &str| -> usize {
-            it.next()
-                .and_then(|n| n.parse().ok())
-                .filter(|&n| n > 0)
-                .unwrap_or_else(|| panic!("{what} takes a positive number"))
-        };
+        let mut number = |flag: &str| positive(it.next(), flag);
         match arg.as_str() {
             "--rounds" => args.rounds = number("--rounds"),
             "--w1-tasks" => args.w1_tasks = Some(number("--w1-tasks")),

@@ -37,6 +37,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use jobpool::Pool;
+use jobpool_bench::cli::positive;
 use jobpool_bench::summary::{load_average, median, spread};
 use rayon::prelude::*;
 
@@ -267,11 +268,7 @@ fn args() -> Args {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--rounds" => {
-                args.rounds = it
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .expect("--rounds takes a positive number");
+                args.rounds = positive(it.next(), "--rounds");
             }
             "--only" => {
                 let names = it

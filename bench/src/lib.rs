@@ -21,6 +21,7 @@
 //! The strategies themselves are in [`strategies`]. The figures they gave are in
 //! `BENCHMARKS.md` at the repository's root.
 
+pub mod cli;
 pub mod flood_sim;
 pub mod strategies;
 pub mod summary;

@@ -73,6 +73,7 @@ use std::time::{Duration, Instant};
 
 use jobpool::cluster::{Broker, Submitter};
 use jobpool::Pool;
+use jobpool_bench::cli::positive;
 use jobpool_bench::summary::{load_average, median};
 
 use children::{task_types, Types, Workers};
@@ -127,12 +128,7 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut number = |what: &str| -> usize {
-            it.next()
-                .and_then(|n| n.parse().ok())
-                .filter(|&n| n > 0)
-                .unwrap_or_else(|| panic!("{what} takes a positive number"))
-        };
+        let mut number = |flag: &str| positive(it.next(), flag);
         match arg.as_str() {
             "--rounds" => args.rounds = number("--rounds"),
             "--threads" => args.threads = number("--threads"),

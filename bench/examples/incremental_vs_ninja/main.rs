@@ -97,6 +97,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
+use jobpool_bench::cli::positive;
 use jobpool_bench::summary::load_average;
 
 use graph::child;
@@ -139,12 +140,7 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut number = |what: &str| -> usize {
-            it.next()
-                .and_then(|n| n.parse().ok())
-                .filter(|&n| n > 0)
-                .unwrap_or_else(|| panic!("{what} takes a positive number"))
-        };
+        let mut number = |flag: &str| positive(it.next(), flag);
         match arg.as_str() {
             "--rounds" => args.rounds = number("--rounds"),
             "--modules" => args.modules = number("--modules"),
