@@ -103,7 +103,8 @@ pub(crate) struct TaskGate {
     /// Bumped (`Release`) after each change of `stopped`, `hand_back` or `results_wanted`, so
     /// that a worker checks one counter before each task instead of three fields: if it did
     /// not move since the chunk's claim (read `Acquire`, before the fields), none of them did
-    /// (README.md, rule 3).
+    /// (README.md, rule 3). Those three are written only through `stop`, `ask_back` and
+    /// `want_results`, which bump it.
     looks: AtomicU32,
 }
 
@@ -118,6 +119,19 @@ impl TaskGate {
         {
             self.looks.fetch_add(1, Release);
         }
+    }
+
+    /// Asks the workers holding claimed tasks to hand back the ones they have not started.
+    fn ask_back(&self) {
+        self.hand_back.fetch_add(1, Relaxed);
+        self.looks.fetch_add(1, Release);
+    }
+
+    /// From now on every chunk ends after each task, so that each result is recorded as its
+    /// task returns.
+    fn want_results(&self) {
+        self.results_wanted.store(true, Relaxed);
+        self.looks.fetch_add(1, Release);
     }
 
     /// The counter a worker compares before each task, and whether the fields behind it let
@@ -612,8 +626,7 @@ where
     /// Asks the workers holding claimed tasks of this job to hand back the ones they have not
     /// started (see [`TaskGate::hand_back`]). Called under the job's lock.
     fn ask_for_claimed_tasks(&self) {
-        self.gate.hand_back.fetch_add(1, Relaxed);
-        self.gate.looks.fetch_add(1, Release);
+        self.gate.ask_back();
     }
 
     /// Asks for claimed tasks back if a token is free while every task is claimed: the claimed
@@ -938,8 +951,7 @@ where
     fn start_log(&self) {
         let mut st = self.state.lock();
         st.start_log();
-        self.gate.results_wanted.store(true, Relaxed);
-        self.gate.looks.fetch_add(1, Release);
+        self.gate.want_results();
     }
 
     fn next_completion(self: Arc<Self>, deadline: Option<Instant>) -> Next<T> {

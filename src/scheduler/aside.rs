@@ -77,14 +77,13 @@ impl Aside {
         self.slots[worker].lock().take()
     }
 
-    /// Counts the calling worker idle, then takes the first entry set aside, if any (the
-    /// caller runs it as if popped, and is then no longer idle: see `leave`).
-    pub(crate) fn enter_idle(&self) -> Option<Arc<dyn Schedulable>> {
+    /// Counts the calling worker idle: from now on, a worker setting an entry aside pushes
+    /// it instead. The caller then looks in the slots (`take_any`).
+    pub(crate) fn enter_idle(&self) {
         self.idle.fetch_add(1, SeqCst);
-        self.take_any()
     }
 
-    /// Looks again (an idle worker about to sleep) without counting itself twice.
+    /// Takes the first entry set aside, if any, for an idle worker to run as if popped.
     pub(crate) fn take_any(&self) -> Option<Arc<dyn Schedulable>> {
         self.slots.iter().find_map(|slot| slot.lock().take())
     }

@@ -264,7 +264,7 @@ impl Registry {
         job: Arc<dyn Schedulable>,
         key: u64,
     ) -> bool {
-        if key < self.queued_min.load(Relaxed) {
+        if self.goes_first(key) {
             self.push(job, key);
             return false;
         }
@@ -481,13 +481,11 @@ impl Registry {
                 drop(shared);
                 drop_each_quietly(dead.drain(..));
                 // Counted idle first, then a look at the entries set aside (rule 11).
-                let aside = if idle {
-                    self.aside.take_any()
-                } else {
+                if !idle {
                     idle = true;
-                    self.aside.enter_idle()
-                };
-                if let Some(job) = aside {
+                    self.aside.enter_idle();
+                }
+                if let Some(job) = self.aside.take_any() {
                     shared = self.shared.lock();
                     shared.spinners -= 1;
                     break Some((job, now));
