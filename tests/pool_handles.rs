@@ -70,6 +70,73 @@ fn panicking_task_is_reported_and_the_worker_survives() {
     assert_eq!(worker_name(&pool), before);
 }
 
+/// Panics in the middle of chunks of many short tasks (back to back, first and last): each is
+/// reported at its index, every other task runs once and returns its value in order.
+#[test]
+fn panics_among_many_short_tasks_are_reported_at_their_index() {
+    quiet_panics();
+    const N: usize = 20_000;
+    let panicking = [0, 1, 2, 4_999, 5_000, 12_345, N - 1];
+    let runs = counters(N);
+    let job = Pool::new(1).submit(
+        (0..N).map(|i| {
+            let runs = runs.clone();
+            move || {
+                runs[i].fetch_add(1, SeqCst);
+                if panicking.contains(&i) {
+                    panic!("{ON_PURPOSE}: task {i}");
+                }
+                i
+            }
+        }),
+        1,
+    );
+    let mut err = job.wait().unwrap_err();
+    assert_eq!(err.panics().map(|(i, _)| i).collect::<Vec<_>>(), panicking);
+    for (i, result) in err.results_mut().iter().enumerate() {
+        match result {
+            Ok(value) => assert_eq!(*value, i),
+            Err(error) => {
+                assert!(panicking.contains(&i));
+                assert_eq!(
+                    *error,
+                    TaskError::Panicked(format!("{ON_PURPOSE}: task {i}"))
+                );
+            }
+        }
+    }
+    assert_eq!(values(&runs), vec![1; N]);
+}
+
+/// With fail-fast, a panic among many short tasks on one worker cancels every task after it,
+/// none of which starts.
+#[test]
+fn fail_fast_stops_a_chunk_of_short_tasks_at_its_first_panic() {
+    quiet_panics();
+    const N: usize = 20_000;
+    let runs = counters(N);
+    let job = Pool::new(1).job().fail_fast(true).submit((0..N).map(|i| {
+        let runs = runs.clone();
+        move || {
+            runs[i].fetch_add(1, SeqCst);
+            if i == 3_000 {
+                panic!("{ON_PURPOSE}: task {i}");
+            }
+        }
+    }));
+    let err = job.wait().unwrap_err();
+    assert_eq!(
+        err.panics().map(|(i, _)| i).collect::<Vec<_>>(),
+        vec![3_000]
+    );
+    assert_eq!(
+        err.cancelled().collect::<Vec<_>>(),
+        (3_001..N).collect::<Vec<_>>()
+    );
+    let expected: Vec<usize> = (0..N).map(|i| usize::from(i <= 3_000)).collect();
+    assert_eq!(values(&runs), expected);
+}
+
 /// Every task of a job panics, on several workers at once: all are reported, none kills a
 /// worker (the pool runs a job that needs all of its workers at once afterwards).
 #[test]

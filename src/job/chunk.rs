@@ -54,7 +54,28 @@ where
         // Two loads before each task while nothing moves; once something did, the full checks
         // before each task of the rest of the chunk (rule 3).
         let mut quiet = run.quiet;
-        while let Some(task) = tasks.next() {
+        // The task before which a counter was seen to move, in the quiet loop below.
+        let mut moved: Option<F> = None;
+        if quiet && Self::QUIET_LOOP && !TELL && !run.mode.has_deadline() {
+            loop {
+                match catch(|| self.run_quiet(tasks, outcomes, run)) {
+                    Ok(None) => return None,
+                    Ok(Some(task)) => {
+                        moved = Some(task);
+                        break;
+                    }
+                    // The task that panicked was taken from `tasks`, and nothing pushed for
+                    // it: its outcome goes at its offset, and the loop resumes after it.
+                    Err(message) => {
+                        outcomes.push_failure(Failure::Panicked(message));
+                        if self.settings.fail_fast {
+                            return Some(tasks.by_ref().collect());
+                        }
+                    }
+                }
+            }
+        }
+        while let Some(task) = moved.take().or_else(|| tasks.next()) {
             if !(quiet
                 && gate.looks.load(Relaxed) == run.looks
                 && registry.yield_requests() == run.yield_requests)
@@ -152,6 +173,34 @@ where
                     return Some(tasks.by_ref().collect());
                 }
             }
+        }
+        None
+    }
+
+    /// Whether a chunk's tasks may go through [`Self::run_quiet`]: tasks that cannot fail
+    /// other than by panicking, with no span per task.
+    const QUIET_LOOP: bool = !F::FALLIBLE && !cfg!(feature = "tracing");
+
+    /// The common case of [`Self::run_chunk`], in a loop of its own with one `catch_unwind`
+    /// around it rather than one per task, so that nothing in it is kept in memory across a
+    /// task: runs the tasks while the two counters keep the values they had at the claim
+    /// (rule 3), and returns the task before which one moved, unstarted. A panic unwinds out
+    /// of it with the task that panicked taken from `tasks` and nothing pushed for it.
+    #[inline]
+    fn run_quiet(
+        &self,
+        tasks: &mut std::vec::Drain<'_, F>,
+        outcomes: &mut ChunkOutcomes<F, T>,
+        run: &ChunkRun,
+    ) -> Option<F> {
+        let (gate, registry) = (&self.gate, &*self.registry);
+        for task in tasks {
+            if gate.looks.load(Relaxed) != run.looks
+                || registry.yield_requests() != run.yield_requests
+            {
+                return Some(task);
+            }
+            outcomes.push(task.run_plain());
         }
         None
     }

@@ -74,6 +74,13 @@ enum Mode {
     },
 }
 
+impl Mode {
+    /// Whether the worker waits with a deadline, and so reads the clock after each task.
+    fn has_deadline(&self) -> bool {
+        matches!(self, Mode::Helping { until: Some(_), .. })
+    }
+}
+
 /// What a worker checks before it starts each task of a claimed chunk. Read before every
 /// task; written rarely (a cancel, a deadline, a hand-back, the job's end). It is not padded to
 /// a cache line of its own: that would make every job's shared state 128-byte aligned and
