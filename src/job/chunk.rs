@@ -9,8 +9,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::state::{ChunkOutcomes, Failure};
 use super::task::{JobContext, Ran, Task};
-use super::{JobCore, Mode, TIMED_OUT};
+use super::{JobCore, Mode, TaskGate, TIMED_OUT};
 use crate::observe::{EventKind, TaskOutcome};
+use crate::scheduler::Registry;
 use crate::sync::Instant;
 use crate::unwind::{catch, drop_each_quietly};
 
@@ -29,6 +30,16 @@ pub(super) struct ChunkRun {
     /// values, a task may start without a look at anything else.
     pub(super) quiet: bool,
     pub(super) mode: Mode,
+}
+
+impl ChunkRun {
+    /// Whether the two counters a quiet chunk watches, the job's `looks` and the pool's
+    /// `yield_requests`, still have the values they had at the claim: then nothing needs the
+    /// chunk's next task to wait or not start (rule 3).
+    #[inline]
+    fn unmoved(&self, gate: &TaskGate, registry: &Registry) -> bool {
+        gate.looks.load(Relaxed) == self.looks && registry.yield_requests() == self.yield_requests
+    }
 }
 
 impl<F, T> JobCore<F, T>
@@ -76,10 +87,7 @@ where
             }
         }
         while let Some(task) = moved.take().or_else(|| tasks.next()) {
-            if !(quiet
-                && gate.looks.load(Relaxed) == run.looks
-                && registry.yield_requests() == run.yield_requests)
-            {
+            if !(quiet && run.unmoved(gate, registry)) {
                 quiet = false;
                 let stopped = gate.stopped.load(Relaxed);
                 if stopped != 0 || registry.cancelling() {
@@ -195,9 +203,7 @@ where
     ) -> Option<F> {
         let (gate, registry) = (&self.gate, &*self.registry);
         for task in tasks {
-            if gate.looks.load(Relaxed) != run.looks
-                || registry.yield_requests() != run.yield_requests
-            {
+            if !run.unmoved(gate, registry) {
                 return Some(task);
             }
             outcomes.push(task.run_plain());
