@@ -232,7 +232,14 @@ enum Event {
 /// the test opens one permit at a time, and only when both workers wait at it. A small job
 /// (3 tasks) submitted then must finish after at most one more big task: the worker freed by
 /// that task hands the big job's token back to the less served small job instead of starting
-/// another big task. An unfair pool finishes the small job only after the big one.
+/// another big task, and serves the small job while it has been served less. An unfair pool
+/// finishes the small job only after the big one.
+///
+/// "Served less" is time (rule 10 of the scheduler's README), so the test makes sure of it: the
+/// gate stays shut 50 ms, and the big task that ends first has then served longer than the
+/// small job's three tasks will. Without that wait, a small task that lost its core for a few
+/// microseconds outweighed a big task held only while the test opened the gate, and the pool
+/// rightly went back to the big job (1 run in about 400).
 #[test]
 fn small_job_overtakes_a_big_backlog() {
     const BIG: usize = 100;
@@ -268,6 +275,9 @@ fn small_job_overtakes_a_big_backlog() {
         }),
         1,
     );
+    // Not to line threads up (the gate and the events do that): to give the big job served
+    // time that three tiny tasks cannot reach.
+    std::thread::sleep(Duration::from_millis(50));
     let (mut waiting_at_gate, mut big_done, mut small_done) = (2, 0, 0);
     while small_done < 3 {
         if waiting_at_gate == 2 {
