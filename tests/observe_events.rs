@@ -297,6 +297,63 @@ fn a_graphs_modules_are_told_and_their_jobs_named_after_them() {
     assert_eq!(names, ["fetch", "sum"]);
 }
 
+/// A job whose free token waits for a worker counts as queued even while a busy worker keeps
+/// its entry aside instead of in the run queue (the scheduler's README, rule 11). N = 2: X's two
+/// tasks hold both workers; J (cap 2) and E are submitted behind them; X's first task ends, its
+/// worker starts J's first task, and, with E queued and no worker idle, keeps J's entry aside.
+#[test]
+fn statistics_count_a_job_kept_aside_as_queued() {
+    let pool = Pool::new(2);
+    let (x_started, x_running) = channel();
+    let x_releases: Vec<_> = (0..2).map(|_| channel::<()>()).collect();
+    let (x_release, x_gates): (Vec<_>, Vec<_>) = x_releases.into_iter().unzip();
+    let x = pool.submit(
+        x_gates.into_iter().map(|gate| {
+            let x_started = x_started.clone();
+            move || {
+                x_started.send(()).unwrap();
+                gate.recv_timeout(HANG).unwrap();
+            }
+        }),
+        2,
+    );
+    for _ in 0..2 {
+        x_running.recv_timeout(HANG).unwrap();
+    }
+    let (j_started, j_running) = channel();
+    let (j_release, j_gate) = channel::<()>();
+    let j_gate = Arc::new(Mutex::new(j_gate));
+    let j = pool.submit(
+        (0..3).map(|_| {
+            let (j_started, j_gate) = (j_started.clone(), j_gate.clone());
+            move || {
+                j_started.send(()).unwrap();
+                j_gate.lock().unwrap().recv_timeout(HANG).unwrap();
+            }
+        }),
+        2,
+    );
+    let e = pool.submit([|| ()], 1);
+    assert_eq!(pool.stats().jobs_queued, 2, "J and E wait");
+    x_release[0].send(()).unwrap();
+    j_running.recv_timeout(HANG).unwrap();
+    let stats = pool.stats();
+    assert_eq!(
+        stats.jobs_queued, 2,
+        "E waits in the run queue, and J for its second token"
+    );
+    assert_eq!(stats.jobs_running, 2, "X and J");
+
+    x_release[1].send(()).unwrap();
+    x.wait().unwrap();
+    e.wait().unwrap();
+    for _ in 0..3 {
+        j_release.send(()).unwrap();
+    }
+    j.wait().unwrap();
+    assert_eq!(pool.stats().jobs_queued, 0);
+}
+
 #[test]
 fn statistics_show_busy_workers_queued_jobs_and_counts() {
     let pool = Pool::new(2);

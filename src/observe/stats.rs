@@ -43,7 +43,8 @@ pub struct Stats {
     /// Jobs accepted and not finished (their completion callbacks included: a job counts until
     /// a moment after its `wait` returns).
     pub jobs_live: usize,
-    /// Jobs waiting in the run queue for a worker.
+    /// Jobs waiting in the run queue for a worker: jobs with a task pending and a free token,
+    /// some of whose other tasks may be running.
     pub jobs_queued: usize,
     /// Jobs a worker is in a turn of now (for a worker that runs a job it waits on, the inner
     /// one).

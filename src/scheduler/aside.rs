@@ -88,6 +88,13 @@ impl Aside {
         self.slots.iter().find_map(|slot| slot.lock().take())
     }
 
+    /// How many entries of jobs not finished wait aside (for `Pool::stats`: each is its
+    /// job's one entry, as a queued job's is).
+    pub(crate) fn live_len(&self) -> usize {
+        let live = |slot: &Slot| slot.lock().as_ref().is_some_and(|job| !job.is_finished());
+        self.slots.iter().filter(|slot| live(slot)).count()
+    }
+
     /// The calling worker is no longer idle.
     pub(crate) fn leave_idle(&self) {
         self.idle.fetch_sub(1, SeqCst);

@@ -205,9 +205,13 @@ impl Registry {
             let mut shared = self.shared.lock();
             stats.idle = shared.spinners;
             stats.sleeping = shared.sleepers;
-            stats.jobs_queued = shared.queue.len();
+            stats.jobs_queued = shared.queue.live_len();
             stats.oldest_wait = shared.queue.oldest_wait(Instant::now());
         }
+        // A job whose entry waits aside (rule 11) waits for a worker as a queued one does.
+        // Setting an entry aside reads no clock, so its wait is not in `oldest_wait`. Looked
+        // at with the registry's lock released (the slots' locks are never taken under it).
+        stats.jobs_queued += self.aside.live_len();
         self.counters.read(&mut stats);
         stats
     }

@@ -194,6 +194,18 @@ impl RunQueue {
             .map(|since| now.saturating_duration_since(since))
     }
 
+    /// How many queued jobs are not finished (a dead entry waits only to be dropped): looks
+    /// at every entry, as `oldest_wait` does.
+    pub(crate) fn live_len(&self) -> usize {
+        let fresh = self.levels.iter().flat_map(|level| level.fresh.iter());
+        let queued = self.levels.iter().flat_map(|level| level.heap.iter());
+        fresh
+            .map(|(job, _)| job)
+            .chain(queued.map(|entry| &entry.job))
+            .filter(|job| !job.is_finished())
+            .count()
+    }
+
     /// Whether priority `p` has jobs waiting (dead entries included).
     fn waiting(&self, p: usize) -> bool {
         self.levels[2 * p].len() + self.levels[2 * p + 1].len() > 0
