@@ -182,3 +182,37 @@ fn a_rate_changed_while_jobs_run_applies_to_the_next_starts() {
     assert_eq!(job.wait_timeout(Duration::from_secs(60)), Ok(()));
     assert_eq!(ran.load(SeqCst), 5);
 }
+
+/// A job under two rates, the second with no slot free for an hour: the slot of the first,
+/// taken before the second refused, is given back. It counts no start, and another job under
+/// the first rate alone (one start an hour) starts at once.
+#[test]
+fn a_start_slot_taken_before_another_limiter_refused_is_given_back() {
+    let pool = Pool::new(1);
+    let events = pool.events(64);
+    let hourly = || Limiter::new().with_rate(Rate::new(1, Duration::from_secs(3600)));
+    let (first, second) = (hourly(), hourly());
+    pool.job().limit(&second).submit([|| ()]).wait().unwrap();
+    let held = pool.job().limit(&first).limit(&second).submit([|| ()]);
+    // Refused by the second limiter once its turn came (the pool's one worker is free).
+    let refused = loop {
+        let event = events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("no JobHeld");
+        if let jobpool::EventKind::JobHeld { until: Some(_) } = event.kind {
+            break event;
+        }
+    };
+    let starts_when_refused = (first.starts(), second.starts());
+    let alone = pool.job().limit(&first).submit([|| ()]);
+    let alone_ran = alone.wait_timeout(Duration::from_secs(60)).is_ok();
+    // Cancelled before any assertion: a job waiting an hour for its slot would hold up the
+    // pool's drop after a failed one.
+    alone.cancel();
+    held.cancel();
+    assert_eq!(refused.job, Some(held.id()));
+    assert_eq!(starts_when_refused, (0, 1), "starts of (first, second)");
+    assert!(alone_ran, "the first limiter's slot stayed taken");
+    assert_eq!(first.starts(), 1);
+    assert!(held.wait().unwrap_err().was_cancelled());
+}

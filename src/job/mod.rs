@@ -29,7 +29,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::{JobError, TaskError};
-use crate::limit::{self, Held, Limiter};
+use crate::limit::{self, Held, Limiter, StartSlot};
 use crate::observe::{EventKind, JobId, TaskOutcome};
 use crate::scheduler::priority::{self, Priority, Stage};
 use crate::scheduler::{worker, Registry, Schedulable};
@@ -336,6 +336,8 @@ where
             self.service.fetch_max(1, Relaxed);
         }
         let limited = !self.settings.limiters().is_empty();
+        // The start slots of the rates taken for the chunk's one task (rule 9).
+        let mut start_slots = Vec::new();
         let mut chunk: Vec<F> = Vec::new();
         let mut outcomes = ChunkOutcomes::new();
         let mut chunk_len = 1;
@@ -368,7 +370,8 @@ where
             // A job under a limiter starts one task per claim, each with a start slot of every
             // rate (rule 9); a refused job is held until the slot is due.
             if limited {
-                if let Err(at) = self.try_start(chunk_start) {
+                start_slots.clear();
+                if let Err(at) = self.try_start(chunk_start, &mut start_slots) {
                     self.tell(EventKind::JobHeld {
                         until: Some(crate::sync::to_std(at)),
                     });
@@ -436,6 +439,11 @@ where
                 self.run_chunk::<false>(&mut tasks, &mut outcomes, &chunk_run, &cx)
             };
             drop(tasks);
+            if !start_slots.is_empty() && outcomes.none_started() {
+                // Handed back, cancelled or timed out before it started: its start slots
+                // were not used (rule 9).
+                self.give_back_starts(&mut start_slots);
+            }
             let now = Instant::now();
             let ran_for = now.saturating_duration_since(chunk_start);
             chunk_start = now;
@@ -606,13 +614,33 @@ where
         self.release_slots(slots)
     }
 
-    /// Takes a start slot of each limiter's rate at `now`, or says when the next is due.
-    fn try_start(self: &Arc<Self>, now: Instant) -> Result<(), Instant> {
+    /// Takes a start slot of each limiter's rate at `now`, into `taken` (with the limiter's
+    /// index), or says when the next is due; a refusal gives back the slots taken before it.
+    fn try_start(
+        self: &Arc<Self>,
+        now: Instant,
+        taken: &mut Vec<(usize, StartSlot)>,
+    ) -> Result<(), Instant> {
         let held: Arc<dyn Held> = self.clone();
-        for limiter in self.settings.limiters() {
-            limiter.try_start(now, &held)?;
+        for (i, limiter) in self.settings.limiters().iter().enumerate() {
+            match limiter.try_start(now, &held) {
+                Ok(Some(slot)) => taken.push((i, slot)),
+                Ok(None) => {}
+                Err(at) => {
+                    self.give_back_starts(taken);
+                    return Err(at);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Gives back the start slots in `taken`, whose task did not start (rule 9).
+    fn give_back_starts(&self, taken: &mut Vec<(usize, StartSlot)>) {
+        let limiters = self.settings.limiters();
+        for (i, slot) in taken.drain(..) {
+            limiters[i].give_back_start(slot);
+        }
     }
 
     /// Whether a worker waiting on this job, further down the stack of tasks that hold slots

@@ -100,6 +100,16 @@ impl<F, T> ChunkOutcomes<F, T> {
         self.len() == 0
     }
 
+    /// Whether no task of the chunk started: each was handed back unstarted, or cancelled or
+    /// timed out before it started.
+    pub(crate) fn none_started(&self) -> bool {
+        self.values.is_empty()
+            && self
+                .failures
+                .iter()
+                .all(|(_, f)| matches!(f, Failure::Cancelled | Failure::TimedOut))
+    }
+
     #[inline]
     pub(crate) fn push(&mut self, value: T) {
         self.values.push(value);

@@ -139,8 +139,9 @@ impl Gcra {
         self.tat = None;
     }
 
-    /// Takes a start slot at `now`, or says when the next one will be free.
-    pub(crate) fn try_start(&mut self, now: Instant) -> Result<(), Instant> {
+    /// Takes a start slot at `now`, or says when the next one will be free. The slot taken
+    /// can be given back (`give_back`) while no other was taken since.
+    pub(crate) fn try_start(&mut self, now: Instant) -> Result<Slot, Instant> {
         let tat = match self.tat {
             Some(tat) if tat > now => tat,
             _ => now,
@@ -152,14 +153,51 @@ impl Gcra {
             let wait = ahead - tolerance;
             return Err(now.checked_add(wait).unwrap_or(tat));
         }
+        let before = self.tat;
         self.tat = tat.checked_add(self.rate.interval()).or(Some(tat));
-        Ok(())
+        Ok(Slot {
+            before,
+            after: self.tat,
+        })
     }
+
+    /// Undoes the start that took `slot` (its task did not start after all), if it was the
+    /// last one taken and the rate was not changed since. Otherwise the slot stays used: the
+    /// rate is then kept by a margin of one start, never exceeded. (Moving `tat` back by one
+    /// interval regardless could let two starts through at once: a start after a quiet spell
+    /// sets `tat` from `now`, not from the slot given back.)
+    pub(crate) fn give_back(&mut self, slot: Slot) {
+        if self.tat == slot.after {
+            self.tat = slot.before;
+        }
+    }
+}
+
+/// A start slot taken from a rate: what `tat` was before and after, to undo it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    before: Option<Instant>,
+    after: Option<Instant>,
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_given_back_is_free_again_only_if_it_was_the_last_taken() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut gcra = Gcra::new(Rate::new(10, Duration::from_secs(1)));
+        let first = gcra.try_start(at(0)).unwrap();
+        assert_eq!(gcra.try_start(at(0)).unwrap_err(), at(100));
+        gcra.give_back(first);
+        let again = gcra.try_start(at(0)).unwrap();
+        // Taken at 100 ms after `again`, a slot makes `again` not the last: it stays used.
+        assert!(gcra.try_start(at(100)).is_ok());
+        gcra.give_back(again);
+        assert_eq!(gcra.try_start(at(150)).unwrap_err(), at(200));
+    }
 
     #[test]
     fn a_burst_then_the_steady_rate() {

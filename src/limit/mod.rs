@@ -10,6 +10,7 @@
 mod gcra;
 
 pub use gcra::Rate;
+pub(crate) use gcra::Slot as StartSlot;
 
 use std::fmt;
 use std::sync::Arc;
@@ -251,22 +252,27 @@ impl Limiter {
     }
 
     /// Takes a start slot of the rate at `now` for `job`, or says when the next slot is free
-    /// (the job then sets a timer for it, and is on the list a changed rate releases).
-    pub(crate) fn try_start(&self, now: Instant, job: &Arc<dyn Held>) -> Result<(), Instant> {
+    /// (the job then sets a timer for it, and is on the list a changed rate releases). The
+    /// slot (`None` without a rate) goes to `give_back_start` if its task does not start after all.
+    pub(crate) fn try_start(
+        &self,
+        now: Instant,
+        job: &Arc<dyn Held>,
+    ) -> Result<Option<gcra::Slot>, Instant> {
         let mut st = self.inner.lock();
         let Some(gcra) = &mut st.rate else {
-            return Ok(());
+            return Ok(None);
         };
         let same = |other: &Arc<dyn Held>| {
             Arc::as_ptr(other) as *const () == Arc::as_ptr(job) as *const ()
         };
         match gcra.try_start(now) {
-            Ok(()) => {
+            Ok(slot) => {
                 st.starts += 1;
                 if !st.rate_waiting.is_empty() {
                     st.rate_waiting.retain(|other| !same(other));
                 }
-                Ok(())
+                Ok(Some(slot))
             }
             Err(at) => {
                 if !st.rate_waiting.iter().any(same) {
@@ -274,6 +280,17 @@ impl Limiter {
                 }
                 Err(at)
             }
+        }
+    }
+
+    /// Gives back a start slot whose task did not start (handed back unstarted, cancelled, or
+    /// another limiter of its job refused it): it is not counted in `starts`, and the rate
+    /// frees it if no other slot was taken since (`Gcra::give_back`).
+    pub(crate) fn give_back_start(&self, slot: gcra::Slot) {
+        let mut st = self.inner.lock();
+        st.starts = st.starts.saturating_sub(1);
+        if let Some(gcra) = &mut st.rate {
+            gcra.give_back(slot);
         }
     }
 }
