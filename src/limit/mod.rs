@@ -258,7 +258,7 @@ impl Limiter {
         &self,
         now: Instant,
         job: &Arc<dyn Held>,
-    ) -> Result<Option<gcra::Slot>, Instant> {
+    ) -> Result<Option<StartSlot>, Instant> {
         let mut st = self.inner.lock();
         let Some(gcra) = &mut st.rate else {
             return Ok(None);
@@ -286,7 +286,7 @@ impl Limiter {
     /// Gives back a start slot whose task did not start (handed back unstarted, cancelled, or
     /// another limiter of its job refused it): it is not counted in `starts`, and the rate
     /// frees it if no other slot was taken since (`Gcra::give_back`).
-    pub(crate) fn give_back_start(&self, slot: gcra::Slot) {
+    pub(crate) fn give_back_start(&self, slot: StartSlot) {
         let mut st = self.inner.lock();
         st.starts = st.starts.saturating_sub(1);
         if let Some(gcra) = &mut st.rate {

@@ -183,6 +183,19 @@ impl RunQueue {
     /// when none waits. Looks at every entry: for a statistics reading, not for the workers.
     pub(crate) fn oldest_wait(&mut self, now: Instant) -> Option<std::time::Duration> {
         self.tick(now);
+        self.live_entries()
+            .map(|since| now.saturating_duration_since(since))
+            .max()
+    }
+
+    /// How many queued jobs are not finished (a dead entry waits only to be dropped): looks
+    /// at every entry, as `oldest_wait` does.
+    pub(crate) fn live_len(&self) -> usize {
+        self.live_entries().count()
+    }
+
+    /// When each queued job not finished was queued, in no particular order.
+    fn live_entries(&self) -> impl Iterator<Item = Instant> + '_ {
         let fresh = self.levels.iter().flat_map(|level| level.fresh.iter());
         let queued = self.levels.iter().flat_map(|level| level.heap.iter());
         fresh
@@ -190,20 +203,6 @@ impl RunQueue {
             .chain(queued.map(|entry| (&entry.job, entry.since)))
             .filter(|(job, _)| !job.is_finished())
             .map(|(_, since)| since)
-            .min()
-            .map(|since| now.saturating_duration_since(since))
-    }
-
-    /// How many queued jobs are not finished (a dead entry waits only to be dropped): looks
-    /// at every entry, as `oldest_wait` does.
-    pub(crate) fn live_len(&self) -> usize {
-        let fresh = self.levels.iter().flat_map(|level| level.fresh.iter());
-        let queued = self.levels.iter().flat_map(|level| level.heap.iter());
-        fresh
-            .map(|(job, _)| job)
-            .chain(queued.map(|entry| &entry.job))
-            .filter(|job| !job.is_finished())
-            .count()
     }
 
     /// Whether priority `p` has jobs waiting (dead entries included).
