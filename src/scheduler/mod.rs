@@ -63,15 +63,21 @@ pub(crate) struct Registry {
     id: usize,
     threads: usize,
     time_slice: Duration,
-    shared: Mutex<Shared>,
+    /// The run queue and the counts of idle workers (see README.md). On cache lines of its
+    /// own: every submission and every look at the queue takes this lock, and before the
+    /// padding its word shared a line with fields read on every submission and its data one
+    /// with `queued_min`, read after every chunk.
+    shared: CachePadded<Mutex<Shared>>,
     /// Idle workers sleep here; notified under `shared`'s lock (see README.md).
     work_available: Condvar,
     /// `shared.queue.min_key()`, readable without the lock: how little service the least served
     /// queued job has had. Written under the lock; read `Relaxed` by workers deciding whether to
     /// yield (a heuristic) and by spinning workers (who re-check under the lock).
     queued_min: AtomicU64,
-    /// Jobs accepted and not yet finished (their completion callbacks included).
-    live_jobs: AtomicUsize,
+    /// Jobs accepted and not yet finished (their completion callbacks included). Written by
+    /// every submission and every job's end: on a cache line of its own, away from the fields
+    /// workers read after every chunk.
+    live_jobs: CachePadded<AtomicUsize>,
     /// The instant timers count from.
     epoch: Instant,
     /// The earliest timer, in nanoseconds since `epoch` (`u64::MAX`: none). Written under the
@@ -127,7 +133,7 @@ impl Registry {
             id: NEXT_ID.fetch_add(1, Relaxed),
             threads,
             time_slice,
-            shared: Mutex::new(Shared {
+            shared: CachePadded::new(Mutex::new(Shared {
                 queue: RunQueue::new(aging_turns),
                 sleepers: 0,
                 spinners: 0,
@@ -135,10 +141,10 @@ impl Registry {
                 shutdown: false,
                 published_min: u64::MAX,
                 timers: Timers::default(),
-            }),
+            })),
             work_available: Condvar::new(),
             queued_min: AtomicU64::new(u64::MAX),
-            live_jobs: AtomicUsize::new(0),
+            live_jobs: CachePadded::new(AtomicUsize::new(0)),
             epoch: Instant::now(),
             next_timer: AtomicU64::new(u64::MAX),
             gate: CachePadded::new(PoolGate::default()),
