@@ -458,14 +458,16 @@ impl Registry {
     pub(crate) fn find_work(&self) -> Option<(Arc<dyn Schedulable>, Instant)> {
         let mut dead = Vec::new();
         let mut stale = Vec::new();
+        // One clock read per look: it times the timers, the waits of each priority, and the
+        // slice of the job found. The first look's is read before the lock, which submitters
+        // and other workers may be waiting for (the run queue's clock never goes back).
+        let mut first_look = Some(Instant::now());
         let mut shared = self.shared.lock();
         let mut spun = false;
         // Counted in `aside`'s idle workers, from the first empty look to the end (rule 11).
         let mut idle = false;
         let found = loop {
-            // One clock read per look: it times the timers, the waits of each priority, and
-            // the slice of the job found.
-            let now = Instant::now();
+            let now = first_look.take().unwrap_or_else(Instant::now);
             if shared
                 .timers
                 .next_due()
