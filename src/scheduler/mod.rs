@@ -460,7 +460,9 @@ impl Registry {
         let mut stale = Vec::new();
         // One clock read per look: it times the timers, the waits of each priority, and the
         // slice of the job found. The first look's is read before the lock, which submitters
-        // and other workers may be waiting for (the run queue's clock never goes back).
+        // and other workers may be waiting for (the run queue's clock never goes back). The
+        // job found is then charged this worker's wait for the lock as service (rule 10):
+        // well under a microsecond, unless the lock's holder lost its core meanwhile.
         let mut first_look = Some(Instant::now());
         let mut shared = self.shared.lock();
         let mut spun = false;
