@@ -15,6 +15,22 @@ use crate::scheduler::Registry;
 use crate::sync::Instant;
 use crate::unwind::{catch, drop_each_quietly};
 
+/// How many of a job's `pending` tasks one token may claim at once (README.md, rule 3), at
+/// least one: a token's share of them, `pending / parallelism` rounded up (guided
+/// self-scheduling), where `parallelism` is `min(k, N)` with the cap in force; or, while the
+/// job's entry waits `aside` (no worker idle, queued jobs go first), all of them but one for
+/// each other token. Either way, while there are enough, a task stays pending for every other
+/// token.
+pub(super) fn share(pending: usize, parallelism: usize, aside: bool) -> usize {
+    let parallelism = parallelism.max(1);
+    let share = if aside {
+        pending.saturating_sub(parallelism - 1)
+    } else {
+        pending.div_ceil(parallelism)
+    };
+    share.max(1)
+}
+
 /// What a chunk's run needs to know besides its tasks.
 pub(super) struct ChunkRun {
     /// The index of the chunk's first task.
@@ -209,5 +225,40 @@ where
             outcomes.push(task.run_plain());
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::share;
+
+    proptest! {
+        #[test]
+        fn a_share_leaves_a_task_pending_for_every_other_token(
+            pending in 0usize..10_000,
+            parallelism in 0usize..64,
+            aside: bool,
+        ) {
+            let claimed = share(pending, parallelism, aside);
+            prop_assert!(claimed >= 1);
+            let others = parallelism.saturating_sub(1);
+            if pending > others {
+                prop_assert!(pending - claimed >= others, "{claimed} of {pending} claimed");
+            }
+        }
+
+        #[test]
+        fn a_share_aside_is_all_but_one_task_for_every_other_token(
+            pending in 0usize..10_000,
+            parallelism in 1usize..64,
+        ) {
+            let aside = share(pending, parallelism, true);
+            prop_assert!(aside >= share(pending, parallelism, false));
+            if pending >= parallelism {
+                prop_assert_eq!(aside, pending - (parallelism - 1));
+            }
+        }
     }
 }

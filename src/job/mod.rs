@@ -387,10 +387,12 @@ where
             // job's other tokens always find tasks to run, under the cap now in force (it may
             // have been raised since the last claim: then a worker that comes for a new token
             // must find a task pending, not wait behind a task of this chunk, which may be
-            // waiting for it).
-            let parallelism = self.registry.threads().min(st.cap).max(1);
-            let share = st.pending_len().div_ceil(parallelism);
-            let first = st.claim(chunk_len.min(share).max(1), &mut chunk);
+            // waiting for it). While the job's entry waits aside, every worker is busy and
+            // queued jobs go first: its other tokens are not about to be taken, so the share
+            // leaves one task pending for each of them and no more (rule 3).
+            let parallelism = self.registry.threads().min(st.cap);
+            let share = chunk::share(st.pending_len(), parallelism, aside.is_some());
+            let first = st.claim(chunk_len.min(share), &mut chunk);
             let (looks, job_quiet) = self.gate.looks_at_claim();
             let hand_back = self.gate.hand_back.load(Relaxed);
             let push = self.queue_if_runnable(&mut st);
