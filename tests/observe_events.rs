@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -301,41 +301,37 @@ fn a_graphs_modules_are_told_and_their_jobs_named_after_them() {
 /// its entry aside instead of in the run queue (the scheduler's README, rule 11). N = 2: X's two
 /// tasks hold both workers; J (cap 2) and E are submitted behind them; X's first task ends, its
 /// worker starts J's first task, and, with E queued and no worker idle, keeps J's entry aside.
+/// `n` tasks that each say when they start, then wait to be released: one `send` on the
+/// returned sender lets one of them go.
+fn gated_tasks(n: usize) -> (Vec<impl FnOnce() + Send>, Receiver<()>, Sender<()>) {
+    let (started, running) = channel();
+    let (release, gate) = channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let tasks = (0..n)
+        .map(|_| {
+            let (started, gate) = (started.clone(), gate.clone());
+            move || {
+                started.send(()).unwrap();
+                gate.lock().unwrap().recv_timeout(HANG).unwrap();
+            }
+        })
+        .collect();
+    (tasks, running, release)
+}
+
 #[test]
 fn statistics_count_a_job_kept_aside_as_queued() {
     let pool = Pool::new(2);
-    let (x_started, x_running) = channel();
-    let x_releases: Vec<_> = (0..2).map(|_| channel::<()>()).collect();
-    let (x_release, x_gates): (Vec<_>, Vec<_>) = x_releases.into_iter().unzip();
-    let x = pool.submit(
-        x_gates.into_iter().map(|gate| {
-            let x_started = x_started.clone();
-            move || {
-                x_started.send(()).unwrap();
-                gate.recv_timeout(HANG).unwrap();
-            }
-        }),
-        2,
-    );
+    let (x_tasks, x_running, x_release) = gated_tasks(2);
+    let x = pool.submit(x_tasks, 2);
     for _ in 0..2 {
         x_running.recv_timeout(HANG).unwrap();
     }
-    let (j_started, j_running) = channel();
-    let (j_release, j_gate) = channel::<()>();
-    let j_gate = Arc::new(Mutex::new(j_gate));
-    let j = pool.submit(
-        (0..3).map(|_| {
-            let (j_started, j_gate) = (j_started.clone(), j_gate.clone());
-            move || {
-                j_started.send(()).unwrap();
-                j_gate.lock().unwrap().recv_timeout(HANG).unwrap();
-            }
-        }),
-        2,
-    );
+    let (j_tasks, j_running, j_release) = gated_tasks(3);
+    let j = pool.submit(j_tasks, 2);
     let e = pool.submit([|| ()], 1);
     assert_eq!(pool.stats().jobs_queued, 2, "J and E wait");
-    x_release[0].send(()).unwrap();
+    x_release.send(()).unwrap();
     j_running.recv_timeout(HANG).unwrap();
     let stats = pool.stats();
     assert_eq!(
@@ -344,7 +340,7 @@ fn statistics_count_a_job_kept_aside_as_queued() {
     );
     assert_eq!(stats.jobs_running, 2, "X and J");
 
-    x_release[1].send(()).unwrap();
+    x_release.send(()).unwrap();
     x.wait().unwrap();
     e.wait().unwrap();
     for _ in 0..3 {
@@ -357,19 +353,8 @@ fn statistics_count_a_job_kept_aside_as_queued() {
 #[test]
 fn statistics_show_busy_workers_queued_jobs_and_counts() {
     let pool = Pool::new(2);
-    let (started, running) = channel();
-    let (release, gate) = channel::<()>();
-    let gate = Arc::new(Mutex::new(gate));
-    let blockers = pool.submit(
-        (0..2).map(|_| {
-            let (started, gate) = (started.clone(), gate.clone());
-            move || {
-                started.send(()).unwrap();
-                gate.lock().unwrap().recv_timeout(HANG).unwrap();
-            }
-        }),
-        2,
-    );
+    let (blocking, running, release) = gated_tasks(2);
+    let blockers = pool.submit(blocking, 2);
     for _ in 0..2 {
         running.recv_timeout(HANG).unwrap();
     }
