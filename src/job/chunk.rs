@@ -85,15 +85,26 @@ where
         let mut moved: Option<F> = None;
         if quiet && Self::QUIET_LOOP && !TELL && !run.mode.has_deadline() {
             loop {
-                match catch(|| self.run_quiet(tasks, outcomes, run)) {
-                    Ok(None) => return None,
+                let before = tasks.len();
+                let quiet_run = catch(|| self.run_quiet(tasks, outcomes, run));
+                // The tasks the loop took: the ones it ran, and the one it stopped before or
+                // that panicked, if any. For tasks that return `()`, it pushed none of their
+                // values: they are added here.
+                let taken = before - tasks.len();
+                match quiet_run {
+                    Ok(None) => {
+                        outcomes.push_units(taken);
+                        return None;
+                    }
                     Ok(Some(task)) => {
+                        outcomes.push_units(taken - 1);
                         moved = Some(task);
                         break;
                     }
                     // The task that panicked was taken from `tasks`, and nothing pushed for
                     // it: its outcome goes at its offset, and the loop resumes after it.
                     Err(message) => {
+                        outcomes.push_units(taken - 1);
                         outcomes.push_failure(Failure::Panicked(message));
                         if self.settings.fail_fast {
                             return Some(tasks.by_ref().collect());
@@ -209,7 +220,8 @@ where
     /// around it rather than one per task, so that nothing in it is kept in memory across a
     /// task: runs the tasks while the two counters keep the values they had at the claim
     /// (rule 3), and returns the task before which one moved, unstarted. A panic unwinds out
-    /// of it with the task that panicked taken from `tasks` and nothing pushed for it.
+    /// of it with the task that panicked taken from `tasks` and nothing pushed for it. Tasks
+    /// that return `()` have nothing pushed at all: the caller adds their values.
     #[inline]
     fn run_quiet(
         &self,
@@ -218,6 +230,17 @@ where
         run: &ChunkRun,
     ) -> Option<F> {
         let (gate, registry) = (&self.gate, &*self.registry);
+        if ChunkOutcomes::<F, T>::units() {
+            // `()` values: the caller adds them, counted from what was taken from `tasks`
+            // (`ChunkOutcomes::push_units` says why). Dropping one is doing nothing.
+            for task in tasks {
+                if !run.unmoved(gate, registry) {
+                    return Some(task);
+                }
+                drop(task.run_plain());
+            }
+            return None;
+        }
         for task in tasks {
             if !run.unmoved(gate, registry) {
                 return Some(task);
