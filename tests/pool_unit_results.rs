@@ -9,13 +9,14 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, OnceLock};
 
 use jobpool::{Canceller, Pool, TaskError};
-use pool_common::{counters, quiet_panics, values, ON_PURPOSE};
+use pool_common::{counters, quiet_panics, values, within_hang_limit, ON_PURPOSE};
 use proptest::prelude::*;
 
 /// A job of `n` empty tasks; the ones in `panics` panic, and the task `cancel_at` cancels the
 /// job. Checks that every task ran at most once, and that the results say exactly which: a
 /// value for each task that ran and returned, a panic for each that panicked, a cancel for
-/// each that never started.
+/// each that never started. (A miscount by one either way leaves the job unfinished: the hang
+/// limit turns that into a failure.)
 fn check(
     threads: usize,
     cap: usize,
@@ -105,7 +106,8 @@ proptest! {
         others in 0..20usize,
     ) {
         quiet_panics();
-        check(threads, cap, n, panics, cancel_at, others)?;
+        within_hang_limit(move || check(threads, cap, n, panics, cancel_at, others))
+            .unwrap_or_else(|| Err(TestCaseError::fail("the job never ended")))?;
     }
 }
 
