@@ -1,6 +1,9 @@
 //! jobpool against rayon's fastest path, `(0..n).into_par_iter().for_each(..)`, and against
 //! rayon's `scope` + `spawn` (one heap-allocated task each), side by side in one interleaved
-//! run: the table the issue asks for, time per task on empty tasks.
+//! run: the table the issue asks for, time per task on empty tasks. Beside them runs a bare
+//! pool of jobpool's shape (`jobpool_bench::bare_shape`: one shared queue of per-job entries,
+//! a token count per job, and none of jobpool's other promises), which shows what the shape
+//! itself costs.
 //!
 //! ```text
 //! cargo run --release -p jobpool-bench --example vs_rayon                   # 15 rounds
@@ -20,6 +23,9 @@
 //!   `spawn`: the 160,000 tasks `spawn`ed into one scope. rayon has no per-job cap, so its
 //!   rows ignore the cap of 2: they are baselines, not the same contract.
 //!
+//! The bare pool runs each workload as jobpool does (the same jobs, caps and waits), with
+//! tasks `|| ()` and no results.
+//!
 //! jobpool's tasks are `|| ()`; its results go through `black_box`. The `par_iter` body passes
 //! its index through `black_box`: with a truly empty body the compiler drops the loop over a
 //! chunk's items, and only the splitting would be timed.
@@ -28,8 +34,8 @@
 //! (workload, N) once, the contenders' order rotating from round to round, so that a noisy
 //! episode on the machine hits all of them alike; every contender gets one untimed warm-up run
 //! first. Printed per (workload, N): each contender's median ns per task with [min-max] over
-//! the rounds, and the ratios jobpool / `par_iter` and jobpool / `scope` + `spawn` taken per
-//! round (paired) before their median, with their range and the rounds in which jobpool was
+//! the rounds, and the ratios jobpool / `par_iter`, jobpool / `scope` + `spawn` and bare pool
+//! / `par_iter` taken per round (paired) before their median, with their range and the rounds in which jobpool was
 //! slower; then the whole as a markdown table. The load average is printed at the start and at
 //! the end.
 
@@ -37,6 +43,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use jobpool::Pool;
+use jobpool_bench::bare_shape::BarePool;
 use jobpool_bench::cli::positive;
 use jobpool_bench::summary::{load_average, median, spread};
 use rayon::prelude::*;
@@ -98,13 +105,15 @@ impl Workload {
 enum Contender {
     ParIter,
     Jobpool,
+    BareShape,
     ScopeSpawn,
 }
 
 impl Contender {
-    const ALL: [Contender; 3] = [
+    const ALL: [Contender; 4] = [
         Contender::ParIter,
         Contender::Jobpool,
+        Contender::BareShape,
         Contender::ScopeSpawn,
     ];
 
@@ -112,15 +121,17 @@ impl Contender {
         match self {
             Contender::ParIter => "rayon par_iter",
             Contender::Jobpool => "jobpool",
+            Contender::BareShape => "bare shape",
             Contender::ScopeSpawn => "rayon scope+spawn",
         }
     }
 }
 
-/// The two pools of one size, built once.
+/// The three pools of one size, built once.
 struct Pools {
     threads: usize,
     jobpool: Pool,
+    bare: BarePool,
     rayon: rayon::ThreadPool,
 }
 
@@ -129,6 +140,7 @@ impl Pools {
         Pools {
             threads,
             jobpool: Pool::new(threads),
+            bare: BarePool::new(threads),
             rayon: rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -142,9 +154,11 @@ impl Pools {
         match (workload, contender) {
             (Workload::Big, Contender::Jobpool) => big_jobpool(&self.jobpool, self.threads),
             (Workload::Big, Contender::ParIter) => big_par_iter(&self.rayon),
+            (Workload::Big, Contender::BareShape) => big_bare(&self.bare, self.threads),
             (Workload::Big, Contender::ScopeSpawn) => scope_spawn(&self.rayon, BIG_TASKS),
             (Workload::Small, Contender::Jobpool) => small_jobpool(&self.jobpool),
             (Workload::Small, Contender::ParIter) => small_par_iter(&self.rayon),
+            (Workload::Small, Contender::BareShape) => small_bare(&self.bare),
             (Workload::Small, Contender::ScopeSpawn) => {
                 scope_spawn(&self.rayon, SMALL_JOBS * SMALL_TASKS)
             }
@@ -160,6 +174,11 @@ fn big_jobpool(pool: &Pool, cap: usize) {
         .wait()
         .expect("no task panics");
     black_box(results);
+}
+
+/// One big job on the bare pool of jobpool's shape: cap `cap`, no results.
+fn big_bare(pool: &BarePool, cap: usize) {
+    pool.submit((0..BIG_TASKS).map(|_| || ()), cap).wait();
 }
 
 /// One big job on rayon's data-parallel path.
@@ -190,6 +209,16 @@ fn small_jobpool(pool: &Pool) {
     }
 }
 
+/// Many small jobs on the bare pool of jobpool's shape, as on jobpool.
+fn small_bare(pool: &BarePool) {
+    let jobs: Vec<_> = (0..SMALL_JOBS)
+        .map(|_| pool.submit((0..SMALL_TASKS).map(|_| || ()), SMALL_CAP))
+        .collect();
+    for job in jobs {
+        job.wait();
+    }
+}
+
 /// Many small jobs on rayon: each job one `par_iter`, uncapped, the jobs spawned into one
 /// scope so that they run side by side.
 fn small_par_iter(pool: &rayon::ThreadPool) {
@@ -208,7 +237,7 @@ fn small_par_iter(pool: &rayon::ThreadPool) {
 struct Cell<'p> {
     workload: Workload,
     pools: &'p Pools,
-    ns: [Vec<f64>; 3],
+    ns: [Vec<f64>; 4],
 }
 
 impl Cell<'_> {
@@ -217,9 +246,9 @@ impl Cell<'_> {
         &self.ns[i]
     }
 
-    /// jobpool's time over `other`'s, per round.
-    fn ratios(&self, other: Contender) -> Vec<f64> {
-        self.samples(Contender::Jobpool)
+    /// `one`'s time over `other`'s, per round.
+    fn ratios(&self, one: Contender, other: Contender) -> Vec<f64> {
+        self.samples(one)
             .iter()
             .zip(self.samples(other))
             .map(|(a, b)| a / b)
@@ -240,14 +269,15 @@ fn ns_summary(values: &[f64]) -> String {
     spread(values, digits)
 }
 
-/// A paired ratio: `median [min-max]`, and in how many rounds jobpool was slower.
-fn ratio_summary(ratios: &[f64]) -> String {
+/// A paired ratio: `median [min-max]`, and in how many rounds `one` was slower.
+fn ratio_summary(one: Contender, ratios: &[f64]) -> String {
     let slower = ratios.iter().filter(|&&r| r > 1.0).count();
     // Against scope+spawn the ratio can be 0.004: three decimals below 0.1.
     let digits = if median(ratios) >= 0.1 { 2 } else { 3 };
     format!(
-        "{}, jobpool slower in {slower}/{}",
+        "{}, {} slower in {slower}/{}",
         spread(ratios, digits),
+        one.name(),
         ratios.len()
     )
 }
@@ -377,34 +407,51 @@ fn main() {
                 median(&ms)
             );
         }
-        for other in [Contender::ParIter, Contender::ScopeSpawn] {
+        for (one, other) in [
+            (Contender::Jobpool, Contender::ParIter),
+            (Contender::Jobpool, Contender::ScopeSpawn),
+            (Contender::BareShape, Contender::ParIter),
+        ] {
             println!(
-                "  jobpool / {} per round: {}",
+                "  {} / {} per round: {}",
+                one.name(),
                 other.name(),
-                ratio_summary(&cell.ratios(other))
+                ratio_summary(one, &cell.ratios(one, other))
             );
         }
     }
 
     println!();
     println!(
-        "ns per task, median [min-max] over {} interleaved round(s); last column: jobpool / \
-         rayon par_iter taken per round, median [min-max], and the rounds jobpool was slower. \
+        "ns per task, median [min-max] over {} interleaved round(s); the ratios to rayon \
+         par_iter taken per round, median [min-max], and the rounds in which the one over \
+         par_iter was slower. \
          Many small jobs: rayon ignores the cap of 2 (it has none). Load average {load_at_start} \
          at the start, {load_at_end} at the end.",
         args.rounds
     );
     println!();
-    println!("| workload | rayon par_iter | jobpool | rayon scope+spawn | jobpool / par_iter |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| workload | rayon par_iter | jobpool | rayon scope+spawn | jobpool / par_iter | \
+         bare shape | bare shape / par_iter |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for cell in &cells {
         println!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             cell.workload.label(cell.pools.threads),
             ns_summary(cell.samples(Contender::ParIter)),
             ns_summary(cell.samples(Contender::Jobpool)),
             ns_summary(cell.samples(Contender::ScopeSpawn)),
-            ratio_summary(&cell.ratios(Contender::ParIter)),
+            ratio_summary(
+                Contender::Jobpool,
+                &cell.ratios(Contender::Jobpool, Contender::ParIter)
+            ),
+            ns_summary(cell.samples(Contender::BareShape)),
+            ratio_summary(
+                Contender::BareShape,
+                &cell.ratios(Contender::BareShape, Contender::ParIter)
+            ),
         );
     }
     println!();

@@ -11,6 +11,8 @@
 //!   `Priority::High`; W8, flaky tasks retried inside the task or under a `Retry` policy.
 //! - `examples/one_big_job.rs`, `examples/small_jobs.rs`: W1 and W2 alone, to compare builds.
 //! - `examples/observe_cost.rs`: what listening to a pool's events costs on W1 and W2.
+//! - `examples/vs_rayon.rs`: one big job and many small jobs against rayon's `par_iter`, with
+//!   [`bare_shape`], a bare pool of jobpool's shape, beside them.
 //!
 //! ```text
 //! cargo bench -p jobpool-bench                      # every suite
@@ -21,6 +23,7 @@
 //! The strategies themselves are in [`strategies`]. The figures they gave are in
 //! `BENCHMARKS.md` at the repository's root.
 
+pub mod bare_shape;
 pub mod cli;
 pub mod flood_sim;
 pub mod strategies;
