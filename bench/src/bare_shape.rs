@@ -106,11 +106,11 @@ struct Job<F> {
     tasks: Box<[F]>,
     cap: usize,
     /// Tokens taken.
-    running: CachePadded<AtomicUsize>,
+    running: AtomicUsize,
     /// The index of the first task not claimed yet.
-    next: CachePadded<AtomicUsize>,
+    next: AtomicUsize,
     /// Tasks that ran.
-    done: CachePadded<AtomicUsize>,
+    done: AtomicUsize,
     ended: Mutex<bool>,
     end: Condvar,
 }
@@ -220,9 +220,9 @@ impl BarePool {
         let job = Arc::new(Job {
             tasks,
             cap,
-            running: CachePadded::new(AtomicUsize::new(0)),
-            next: CachePadded::new(AtomicUsize::new(0)),
-            done: CachePadded::new(AtomicUsize::new(0)),
+            running: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
             ended: Mutex::new(empty),
             end: Condvar::new(),
         });
