@@ -132,8 +132,7 @@ impl<F, T> ChunkOutcomes<F, T> {
     /// Why the quiet loop does not push them: `Vec::push` holds a call (to grow the vector)
     /// that may unwind, so the vector's length lives in memory across the loop, and the
     /// counters the loop loads (atomics) keep the compiler from keeping it in a register: each
-    /// task paid a store and a reload of the length, which made a loop of empty tasks two to
-    /// three times slower.
+    /// task paid a store and a reload of the length, about 30% of an empty task's cost.
     #[inline]
     pub(crate) fn push_units(&mut self, n: usize)
     where
