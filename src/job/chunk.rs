@@ -234,22 +234,18 @@ where
         run: &ChunkRun,
     ) -> Option<F> {
         let (gate, registry) = (&self.gate, &*self.registry);
-        if ChunkOutcomes::<F, T>::units() {
-            // `()` values: the caller adds them, counted from what was taken from `tasks`
-            // (`ChunkOutcomes::push_units` says why). Dropping one is doing nothing.
-            for task in tasks {
-                if !run.unmoved(gate, registry) {
-                    return Some(task);
-                }
-                drop(task.run_plain());
-            }
-            return None;
-        }
+        // `()` values are not pushed: the caller adds them, counted from what was taken from
+        // `tasks` (`ChunkOutcomes::push_units` says why). Known at compile time, so the loop
+        // for them has no push in it; dropping a `()` is doing nothing.
+        let units = ChunkOutcomes::<F, T>::units();
         for task in tasks {
             if !run.unmoved(gate, registry) {
                 return Some(task);
             }
-            outcomes.push(task.run_plain());
+            let value = task.run_plain();
+            if !units {
+                outcomes.push(value);
+            }
         }
         None
     }
