@@ -382,39 +382,45 @@ fn canceller_cancels_from_another_thread() {
 }
 
 /// A task cancels its own job (N = 1, cap 1: tasks run one after another): the tasks up to and
-/// including it complete, the rest are cancelled.
+/// including it complete, the rest are cancelled. The canceller is put at each place in turn
+/// from the second task on: tasks 1 to 8 make the job's second chunk (the first has one task)
+/// and are run two at a time, so each place of a pair is tried.
 #[test]
 fn a_task_can_cancel_its_own_job() {
-    let pool = Pool::new(1);
-    let slot: Arc<Mutex<Option<jobpool::Canceller>>> = Arc::new(Mutex::new(None));
-    let gate = Gate::new();
-    let _open_at_exit = gate.opener();
-    let runs = counters(50);
-    let job = pool.submit(
-        (0..50).map(|i| {
-            let (slot, gate, runs) = (slot.clone(), gate.clone(), runs.clone());
-            move || {
-                runs[i].fetch_add(1, SeqCst);
-                if i == 0 {
-                    gate.pass(); // until the canceller is in its slot
+    for canceller in 1..12 {
+        let pool = Pool::new(1);
+        let slot: Arc<Mutex<Option<jobpool::Canceller>>> = Arc::new(Mutex::new(None));
+        let gate = Gate::new();
+        let _open_at_exit = gate.opener();
+        let runs = counters(50);
+        let job = pool.submit(
+            (0..50).map(|i| {
+                let (slot, gate, runs) = (slot.clone(), gate.clone(), runs.clone());
+                move || {
+                    runs[i].fetch_add(1, SeqCst);
+                    if i == 0 {
+                        gate.pass(); // until the canceller is in its slot
+                    }
+                    if i == canceller {
+                        slot.lock().unwrap().as_ref().unwrap().cancel();
+                    }
+                    i
                 }
-                if i == 5 {
-                    slot.lock().unwrap().as_ref().unwrap().cancel();
-                }
-                i
-            }
-        }),
-        1,
-    );
-    *slot.lock().unwrap() = Some(job.canceller());
-    gate.open(1);
-    let err = job.wait().unwrap_err();
-    assert_eq!(
-        err.cancelled().collect::<Vec<_>>(),
-        (6..50).collect::<Vec<_>>()
-    );
-    assert_eq!(values(&runs)[..6], [1; 6]);
-    assert_eq!(values(&runs)[6..], [0; 44]);
+            }),
+            1,
+        );
+        *slot.lock().unwrap() = Some(job.canceller());
+        gate.open(1);
+        let err = job.wait().unwrap_err();
+        assert_eq!(
+            err.cancelled().collect::<Vec<_>>(),
+            (canceller + 1..50).collect::<Vec<_>>(),
+            "cancelled by task {canceller}"
+        );
+        let runs = values(&runs);
+        assert!(runs[..=canceller].iter().all(|&r| r == 1), "{runs:?}");
+        assert!(runs[canceller + 1..].iter().all(|&r| r == 0), "{runs:?}");
+    }
 }
 
 /// Cancelling a finished job changes nothing.

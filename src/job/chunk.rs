@@ -226,6 +226,11 @@ where
     /// Never inlined: inlined into `run_with_token`, a big function, the loop kept the
     /// counters' addresses and the values to compare them with on the stack and loaded them
     /// again before every task; on its own, it keeps them in registers. One call per chunk.
+    ///
+    /// Two tasks a turn, each looked at before it starts as any task is: for empty tasks, a
+    /// loop of one task a turn (40 bytes) took 0.18 or 0.28 ns a task with the same
+    /// instructions, depending on whether the linker happened to place it across a 64-byte
+    /// boundary of the instruction fetch. Two a turn take 0.18 wherever it lands.
     #[inline(never)]
     fn run_quiet(
         &self,
@@ -238,7 +243,8 @@ where
         // `tasks` (`ChunkOutcomes::push_units` says why). Known at compile time, so the loop
         // for them has no push in it; dropping a `()` is doing nothing.
         let units = ChunkOutcomes::<F, T>::units();
-        for task in tasks {
+        // Runs `task` unless a counter moved; else gives it back, unstarted.
+        let mut run_one = |task: F| {
             if !run.unmoved(gate, registry) {
                 return Some(task);
             }
@@ -246,8 +252,16 @@ where
             if !units {
                 outcomes.push(value);
             }
+            None
+        };
+        loop {
+            if let Some(unstarted) = run_one(tasks.next()?) {
+                return Some(unstarted);
+            }
+            if let Some(unstarted) = run_one(tasks.next()?) {
+                return Some(unstarted);
+            }
         }
-        None
     }
 }
 
