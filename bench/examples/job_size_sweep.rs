@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p jobpool-bench --example job_size_sweep               # N = 2
 //! cargo run --release -p jobpool-bench --example job_size_sweep -- --threads 8
+//! cargo run --release -p jobpool-bench --example job_size_sweep -- --idle-ms 5   # cold starts
 //! ```
 //!
 //! For each n, 41 rounds; each round runs one jobpool job (n tasks `|| ()`, cap k = N, its
@@ -12,9 +13,14 @@
 //! in alternating order, each timed from submission to the return of `wait` (`install`).
 //! Printed per n: each contender's median µs per job with [min-max], and jobpool over
 //! `par_iter`, taken per round. Then the slope between the two largest n, in ns per task.
+//!
+//! With `--idle-ms M`, the program sleeps M ms before each job (untimed), so that both pools'
+//! workers have gone to sleep when it starts: every job then pays for waking them, as a job
+//! that comes after a quiet spell does. Without it, a pool's workers may still be awake from
+//! its last job, or asleep after the other pool's.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jobpool::Pool;
 use jobpool_bench::cli::positive;
@@ -48,12 +54,18 @@ fn par_iter_job(pool: &rayon::ThreadPool, n: usize) -> f64 {
 
 fn main() {
     let mut threads = 2;
+    let mut idle = Duration::ZERO;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--threads" => threads = positive(args.next(), "--threads"),
+            "--idle-ms" => {
+                idle = Duration::from_millis(positive(args.next(), "--idle-ms") as u64);
+            }
             other => {
-                eprintln!("unknown argument {other:?}; usage: job_size_sweep [--threads N]");
+                eprintln!(
+                    "unknown argument {other:?}; usage: job_size_sweep [--threads N] [--idle-ms M]"
+                );
                 std::process::exit(2);
             }
         }
@@ -63,17 +75,23 @@ fn main() {
         .num_threads(threads)
         .build()
         .expect("rayon pool");
-    println!("jobs of n empty tasks, N = k = {threads}: µs per job, median [min-max] of {ROUNDS}");
+    println!(
+        "jobs of n empty tasks, N = k = {threads}: µs per job, median [min-max] of {ROUNDS}, \
+         {} ms idle before each",
+        idle.as_millis()
+    );
     let mut medians = Vec::new();
     for n in SIZES {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
-            if round % 2 == 0 {
-                ours.push(jobpool_job(&pool, n, threads));
-                theirs.push(par_iter_job(&rayon, n));
-            } else {
-                theirs.push(par_iter_job(&rayon, n));
-                ours.push(jobpool_job(&pool, n, threads));
+            let ours_first = round % 2 == 0;
+            for ours_now in [ours_first, !ours_first] {
+                std::thread::sleep(idle);
+                if ours_now {
+                    ours.push(jobpool_job(&pool, n, threads));
+                } else {
+                    theirs.push(par_iter_job(&rayon, n));
+                }
             }
         }
         let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| a / b).collect();
