@@ -383,8 +383,8 @@ fn canceller_cancels_from_another_thread() {
 
 /// A task cancels its own job (N = 1, cap 1: tasks run one after another): the tasks up to and
 /// including it complete, the rest are cancelled. The canceller is put at each place in turn
-/// from the second task on: tasks 1 to 8 make the job's second chunk (the first has one task)
-/// and are run two at a time, so each place of a pair is tried.
+/// from the second task on: tasks 1 to 8 make the job's second chunk (the first has one task),
+/// whose loop runs four tasks a turn, so each place in a turn is tried.
 #[test]
 fn a_task_can_cancel_its_own_job() {
     for canceller in 1..12 {

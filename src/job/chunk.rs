@@ -227,10 +227,12 @@ where
     /// counters' addresses and the values to compare them with on the stack and loaded them
     /// again before every task; on its own, it keeps them in registers. One call per chunk.
     ///
-    /// Two tasks a turn, each looked at before it starts as any task is: for empty tasks, a
-    /// loop of one task a turn (40 bytes) took 0.18 or 0.28 ns a task with the same
-    /// instructions, depending on whether the linker happened to place it across a 64-byte
-    /// boundary of the instruction fetch. Two a turn take 0.18 wherever it lands.
+    /// Four tasks a turn, each looked at before it starts as any task is. For empty tasks,
+    /// the speed of a loop this short depends on where the linker happens to place it
+    /// against the 64-byte blocks of the instruction fetch: a loop of one task a turn (40
+    /// bytes) took 0.18 or 0.28 ns a task with the same instructions; two a turn took 0.17
+    /// in one program and up to a third more than one a turn in another. Four a turn took
+    /// 0.17-0.19 in every build measured (BENCHMARKS.md).
     #[inline(never)]
     fn run_quiet(
         &self,
@@ -255,11 +257,11 @@ where
             None
         };
         loop {
-            if let Some(unstarted) = run_one(tasks.next()?) {
-                return Some(unstarted);
-            }
-            if let Some(unstarted) = run_one(tasks.next()?) {
-                return Some(unstarted);
+            // Unrolled by the compiler (four copies of `run_one`).
+            for _ in 0..4 {
+                if let Some(unstarted) = run_one(tasks.next()?) {
+                    return Some(unstarted);
+                }
             }
         }
     }
