@@ -382,12 +382,13 @@ fn canceller_cancels_from_another_thread() {
 }
 
 /// A task cancels its own job (N = 1, cap 1: tasks run one after another): the tasks up to and
-/// including it complete, the rest are cancelled. The canceller is put at each place in turn
-/// from the second task on: tasks 1 to 8 make the job's second chunk (the first has one task),
-/// whose loop runs four tasks a turn, so each place in a turn is tried.
+/// including it complete, the rest are cancelled. The canceller is put at each of tasks 1 to
+/// 39 in turn: whatever sizes the chunks take (they grow from one task, as fast as the clock
+/// allows), a task at each place of a turn of the quiet loop (four tasks a turn) comes right
+/// after a canceller in the same chunk.
 #[test]
 fn a_task_can_cancel_its_own_job() {
-    for canceller in 1..12 {
+    for canceller in 1..40 {
         let pool = Pool::new(1);
         let slot: Arc<Mutex<Option<jobpool::Canceller>>> = Arc::new(Mutex::new(None));
         let gate = Gate::new();
