@@ -35,9 +35,9 @@
 //! episode on the machine hits all of them alike; every contender gets one untimed warm-up run
 //! first. Printed per (workload, N): each contender's median ns per task with [min-max] over
 //! the rounds, and the ratios jobpool / `par_iter`, jobpool / `scope` + `spawn` and bare pool
-//! / `par_iter` taken per round (paired) before their median, with their range and the rounds in which jobpool was
-//! slower; then the whole as a markdown table. The load average is printed at the start and at
-//! the end.
+//! / `par_iter` taken per round (paired) before their median, with their range and the rounds
+//! in which the first of each pair was slower; then the whole as a markdown table. The load
+//! average is printed at the start and at the end.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
