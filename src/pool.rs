@@ -245,7 +245,10 @@ impl Pool {
     /// How long the runnable jobs of `priority` have waited for a worker: the time since that
     /// priority last got a turn while it had jobs waiting, or since its first job became
     /// runnable. `None` when none of its jobs waits. A figure that keeps growing means that
-    /// priority is starved (see [`PoolBuilder::aging`] for the share it is guaranteed).
+    /// priority is starved (see [`PoolBuilder::aging`] for the share it is guaranteed). A job
+    /// submitted while every worker was busy and a job at least as urgent waited is counted
+    /// from the next time a worker looked for work (or from this call), not from its
+    /// submission: it skipped the run queue's lock until then.
     ///
     /// # Examples
     ///

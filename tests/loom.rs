@@ -601,3 +601,85 @@ fn a_waiting_task_lends_its_slot_to_the_awaited_sub_job() {
         assert_eq!(outer.wait().unwrap(), vec![42]);
     });
 }
+
+/// A pool of one worker, busy in a task of job `first` until `may_end` is set, with job
+/// `second` queued behind it: the next job submitted from outside goes to the inbox (rule 12),
+/// unless the worker has ended its task meanwhile.
+struct BusyPool {
+    pool: Pool,
+    runs: Arc<AtomicUsize>,
+    may_end: Arc<Signal>,
+    first: jobpool::JobHandle<()>,
+    second: jobpool::JobHandle<()>,
+}
+
+impl BusyPool {
+    fn new() -> BusyPool {
+        let pool = Pool::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (started, may_end) = (Signal::new(), Signal::new());
+        let first = pool.submit(vec![pausing_task(&runs, &started, &may_end)], 1);
+        started.wait();
+        let second = pool.submit(counting_tasks(1, &runs), 1);
+        BusyPool {
+            pool,
+            runs,
+            may_end,
+            first,
+            second,
+        }
+    }
+
+    /// Waits for `first` and `second`; returns how many tasks ran in all.
+    fn wait(self) -> usize {
+        self.first.wait().unwrap();
+        self.second.wait().unwrap();
+        self.runs.load(SeqCst)
+    }
+}
+
+/// Rule 12: a job submitted while the only worker is busy and another job is queued is left
+/// in the inbox, off the run queue's lock, while the worker ends its task, runs the queued job
+/// and goes idle. Either the worker finds the job when it looks before it sleeps, or the
+/// submitter finds the worker idle (or the queue emptied) and queues the job itself: if the
+/// job stayed out of sight, `wait` would never return, which loom reports as a deadlock.
+#[test]
+fn a_job_left_in_the_inbox_is_found_by_a_worker_going_idle() {
+    model(2, || {
+        let busy = BusyPool::new();
+        busy.may_end.set();
+        let third = busy.pool.submit(counting_tasks(1, &busy.runs), 1);
+        third.wait().unwrap();
+        assert_eq!(busy.wait(), 3);
+    });
+}
+
+/// Rule 12 and shutdown: a job submitted to a busy pool races `shutdown` from another thread.
+/// It is refused, or accepted and run: the worker never leaves while it is live (`shutdown`
+/// returns only once the workers have left, and the job's `wait` would never return).
+#[test]
+fn a_submission_to_a_busy_pool_racing_shutdown_runs_or_is_refused() {
+    model(2, || {
+        let busy = BusyPool::new();
+        let closer = {
+            let (pool, may_end) = (busy.pool.clone(), busy.may_end.clone());
+            loom::thread::spawn(move || {
+                may_end.set();
+                pool.shutdown();
+            })
+        };
+        let third = busy.pool.try_submit(counting_tasks(1, &busy.runs), 1);
+        closer.join().unwrap();
+        let expected = match third {
+            Ok(third) => {
+                third.wait().unwrap();
+                3
+            }
+            Err(err) => {
+                assert_eq!(err.kind(), SubmitErrorKind::ShutDown);
+                2
+            }
+        };
+        assert_eq!(busy.wait(), expected);
+    });
+}

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crossbeam::utils::CachePadded;
 
 use super::Schedulable;
-use crate::sync::{AtomicUsize, Mutex};
+use crate::sync::{fence, AtomicUsize, Mutex};
 
 /// A worker's slot: the entry it set aside, if any; on a cache line of its own, since its
 /// worker takes its lock at most twice a chunk and the others only when idle.
@@ -81,6 +81,15 @@ impl Aside {
     /// it instead. The caller then looks in the slots (`take_any`).
     pub(crate) fn enter_idle(&self) {
         self.idle.fetch_add(1, SeqCst);
+        // Counted, then the looks (here at the slots, in `find_work` at the inbox, rule 12).
+        fence(SeqCst);
+    }
+
+    /// How many workers are idle. A submitter leaving a job in the inbox reads this after its
+    /// own fence (rule 12).
+    #[inline]
+    pub(crate) fn idle_workers(&self) -> usize {
+        self.idle.load(SeqCst)
     }
 
     /// Takes the first entry set aside, if any, for an idle worker to run as if popped.

@@ -5,6 +5,9 @@
 //! beside this file.
 
 mod aside;
+mod inbox;
+#[cfg(all(test, loom))]
+mod inbox_tests;
 pub(crate) mod priority;
 mod run_queue;
 mod timers;
@@ -19,10 +22,11 @@ use crossbeam::utils::CachePadded;
 use crate::error::SubmitErrorKind;
 use crate::observe::{self, Counters, Counts, EventKind, JobId, Listeners, PoolEvent, Stats};
 use crate::sync::{
-    thread, AtomicBool, AtomicU64, AtomicUsize, Condvar, Instant, Mutex, MutexGuard,
+    fence, thread, AtomicBool, AtomicU64, AtomicUsize, Condvar, Instant, Mutex, MutexGuard,
 };
 use crate::unwind::{call_quietly, drop_each_quietly};
 use aside::Aside;
+use inbox::Inbox;
 use priority::Priority;
 use run_queue::RunQueue;
 use timers::Timers;
@@ -94,6 +98,10 @@ pub(crate) struct Registry {
     counters: Counters,
     /// The entries workers in a turn keep aside instead of pushing them (`aside.rs`, rule 11).
     aside: Aside,
+    /// Jobs submitted while every worker was busy behind a job at least as urgent, not yet in
+    /// the run queue (`inbox.rs`, rule 12). On cache lines of its own: the submitters write
+    /// it, and the workers read it at every look for work.
+    inbox: CachePadded<Inbox>,
 }
 
 /// The pool-wide flags a worker checks before each task.
@@ -123,6 +131,9 @@ struct Shared {
     shutdown: bool,
     /// The value last written to `Registry::queued_min`.
     published_min: u64,
+    /// The inbox's entries, swapped out at each drain: the two vectors keep their capacity, so
+    /// that neither a submission nor a drain allocates.
+    drained: Vec<(Arc<dyn Schedulable>, u64)>,
     timers: Timers,
 }
 
@@ -140,6 +151,7 @@ impl Registry {
                 wakeups: 0,
                 shutdown: false,
                 published_min: u64::MAX,
+                drained: Vec::new(),
                 timers: Timers::default(),
             })),
             work_available: Condvar::new(),
@@ -151,6 +163,7 @@ impl Registry {
             listeners: CachePadded::new(Listeners::default()),
             counters: Counters::new(threads),
             aside: Aside::new(threads),
+            inbox: CachePadded::new(Inbox::new()),
         }
     }
 
@@ -209,6 +222,8 @@ impl Registry {
         };
         {
             let mut shared = self.shared.lock();
+            // Jobs in the inbox wait for a worker as queued ones do (rule 12).
+            self.drain(&mut shared);
             stats.idle = shared.spinners;
             stats.sleeping = shared.sleepers;
             stats.jobs_queued = shared.queue.live_len();
@@ -232,13 +247,72 @@ impl Registry {
         worker::current_registry_id() == self.id
     }
 
-    /// Accepts a new job and, if it has tasks, puts it in the run queue with key 0.
+    /// Accepts a new job and, if it has tasks, puts it in the run queue, or in the inbox when
+    /// every worker is busy behind a job at least as urgent (rule 12).
     ///
     /// After `shutdown` only the pool's own workers may still submit (a running task that
     /// starts sub-jobs is part of work already accepted).
-    /// `admitted` is called under the lock once the job is accepted, before any worker can
-    /// see it (it tells the listeners, so that a job's first event is always its submission).
+    /// `admitted` is called once the job is accepted, before any worker can see it (it tells
+    /// the listeners, so that a job's first event is always its submission).
     pub(crate) fn admit(
+        &self,
+        job: Option<Arc<dyn Schedulable>>,
+        admitted: impl FnOnce(),
+    ) -> Result<(), SubmitErrorKind> {
+        let job = match job {
+            Some(job) => match self.admit_to_inbox(job, admitted) {
+                Ok(()) => return Ok(()),
+                Err((job, admitted)) => return self.admit_locked(Some(job), admitted),
+            },
+            None => job,
+        };
+        self.admit_locked(job, admitted)
+    }
+
+    /// Admits `job` without the registry's lock, into the inbox, if every worker is busy and
+    /// a job at least as urgent is queued (rule 12); hands the job back otherwise.
+    #[allow(clippy::type_complexity)]
+    fn admit_to_inbox<A: FnOnce()>(
+        &self,
+        job: Arc<dyn Schedulable>,
+        admitted: A,
+    ) -> Result<(), (Arc<dyn Schedulable>, A)> {
+        let key = job.key();
+        // A first look, which decides nothing: the pairs below do.
+        if key < self.queued_min.load(Relaxed)
+            || self.aside.idle_workers() > 0
+            || self.inbox.is_closed()
+        {
+            return Err((job, admitted));
+        }
+        // Counted live, then a look at `closed` (with `shutdown`, which closes first, then
+        // lets the workers look at the count before they exit).
+        self.live_jobs.fetch_add(1, SeqCst);
+        fence(SeqCst);
+        if self.inbox.is_closed() {
+            // Not accepted here: the count goes back (waking the workers if it was the last,
+            // as for a finished job), and the locked way decides.
+            self.job_finished();
+            return Err((job, admitted));
+        }
+        admitted();
+        self.inbox.push(job, key);
+        // Stored, then a look at the idle workers and at the least queued key, which a worker
+        // may have raised since the first look (each of them stores, then looks here).
+        fence(SeqCst);
+        if self.aside.idle_workers() > 0 || key < self.queued_min.load(Relaxed) {
+            let mut shared = self.shared.lock();
+            self.drain(&mut shared);
+        } else {
+            // Every worker is busy: ask them to look up from their chunks (rule 3), as a push
+            // would.
+            self.gate.yield_requests.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// `admit`, under the registry's lock.
+    fn admit_locked(
         &self,
         job: Option<Arc<dyn Schedulable>>,
         admitted: impl FnOnce(),
@@ -299,8 +373,33 @@ impl Registry {
     }
 
     fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
-        shared.queue.push_at(job, key, Instant::now);
+        self.enqueue(shared, job, key);
         self.publish_min(shared);
+    }
+
+    /// Moves the jobs in the inbox into the run queue (rule 12).
+    fn drain(&self, shared: &mut Shared) {
+        if self.inbox.is_empty() {
+            return;
+        }
+        self.move_inbox(shared);
+        self.publish_min(shared);
+    }
+
+    /// Moves the jobs in the inbox into the run queue, in the order they came.
+    fn move_inbox(&self, shared: &mut Shared) {
+        let mut drained = std::mem::take(&mut shared.drained);
+        self.inbox.swap(&mut drained);
+        for (job, key) in drained.drain(..) {
+            self.enqueue(shared, job, key);
+        }
+        shared.drained = drained;
+    }
+
+    /// Adds a job to the run queue, asks busy workers to look up and wakes a sleeper as the
+    /// queue now needs (rules 3 and 4); the caller then publishes the least key.
+    fn enqueue(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
+        shared.queue.push_at(job, key, Instant::now);
         if shared.sleepers == 0 && shared.spinners == 0 {
             // Every worker is busy: ask them to look up from their chunks (rule 3).
             self.gate.yield_requests.fetch_add(1, Relaxed);
@@ -315,12 +414,25 @@ impl Registry {
 
     /// Mirrors the run queue's smallest key into `queued_min`, writing the atomic only when
     /// the value changes (every write is a cache miss for the workers that read it).
+    ///
+    /// A job in the inbox was left there while `queued_min` was at most its key (rule 12).
+    /// So after a write, which may raise it, the inbox is looked at: stored, then a look
+    /// (the submitter looks at `queued_min` after it stored its job), and what is there is
+    /// queued, with the new minimum published in turn.
     #[inline]
     fn publish_min(&self, shared: &mut Shared) {
-        let min = shared.queue.min_key();
-        if min != shared.published_min {
+        loop {
+            let min = shared.queue.min_key();
+            if min == shared.published_min {
+                return;
+            }
             shared.published_min = min;
             self.queued_min.store(min, Relaxed);
+            fence(SeqCst);
+            if self.inbox.is_empty() {
+                return;
+            }
+            self.move_inbox(shared);
         }
     }
 
@@ -336,7 +448,9 @@ impl Registry {
 
     /// How long the jobs of `priority` have waited for a turn, if any wait.
     pub(crate) fn waited(&self, priority: Priority) -> Option<Duration> {
-        let shared = self.shared.lock();
+        let mut shared = self.shared.lock();
+        // A job in the inbox waits as a queued one does (rule 12).
+        self.drain(&mut shared);
         shared.queue.waited(priority.index(), Instant::now())
     }
 
@@ -478,15 +592,23 @@ impl Registry {
                 shared = self.fire_timers_locked(shared, now);
                 continue;
             }
+            // Jobs left in the inbox while every worker was busy come first into the queue
+            // (rule 12): a worker that went idle looks here, after its fence, before it sleeps.
+            self.drain(&mut shared);
             let job = shared.queue.pop(now, &mut dead);
             self.publish_min(&mut shared);
             if let Some(job) = job {
                 break Some((job, now));
             }
+            // Closed, then a look at the live count: a submission that counted its job live
+            // before the look keeps the workers here (rule 12).
+            fence(SeqCst);
             if shared.shutdown && self.live_jobs.load(SeqCst) == 0 {
                 // Timers left are of finished jobs (a deadline not reached): dropped now, or
-                // the jobs, which hold the registry, would keep it and each other alive.
+                // the jobs, which hold the registry, would keep it and each other alive. So
+                // are entries of finished jobs left in the inbox after the look above.
                 shared.timers.take_due(now, true, &mut stale);
+                dead.extend(self.inbox.take().into_iter().map(|(job, _)| job));
                 break None;
             }
             if !spun {
@@ -505,7 +627,7 @@ impl Registry {
                     break Some((job, now));
                 }
                 for _ in 0..SPIN_ROUNDS {
-                    if self.queued_min.load(Relaxed) != u64::MAX {
+                    if self.queued_min.load(Relaxed) != u64::MAX || !self.inbox.is_empty() {
                         break;
                     }
                     thread::yield_now();
@@ -548,6 +670,10 @@ impl Registry {
             self.gate.yield_requests.fetch_add(1, Release);
         }
         shared.shutdown = true;
+        // Closed, then (in `find_work`) a look at the live count, each after a fence: see
+        // `admit_to_inbox`.
+        self.inbox.close();
+        fence(SeqCst);
         // Sleepers must look again: jobs in the queue get cancelled, or no job is live. If a
         // job is live, the thread that finishes the last one wakes them (`job_finished`).
         if cancel || self.live_jobs.load(SeqCst) == 0 {
