@@ -60,11 +60,12 @@ pub struct Stats {
     /// How long the job that has waited longest in the run queue for a worker has waited;
     /// `None` when none waits. The run queue stamps a job with the latest time it knows (its
     /// last pop, or the last reading of the statistics) rather than read the clock at every
-    /// push, so this may be over by the time since then. It may be under for a job submitted
-    /// while every worker was busy behind a job at least as urgent: that job skips the run
-    /// queue's lock and is stamped when a worker next looks for work (or at this reading).
-    /// Reading it looks at every queued job (under the run queue's lock): cheap at a UI's
-    /// pace, not in a tight loop.
+    /// push, so this may be over by the time since then. A job submitted while every worker
+    /// was busy behind a job at least as urgent skips the run queue's lock: it is stamped only
+    /// when a worker next looks for work (or at this reading), with the run queue's latest
+    /// reading, which may come before or after its submission, so its wait may be over or
+    /// under. Reading it looks at every queued job (under the run queue's lock): cheap at a
+    /// UI's pace, not in a tight loop.
     pub oldest_wait: Option<Duration>,
 }
 

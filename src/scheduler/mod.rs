@@ -300,13 +300,15 @@ impl Registry {
         // Stored, then a look at the idle workers and at the least queued key, which a worker
         // may have raised since the first look (each of them stores, then looks here).
         fence(SeqCst);
-        if self.aside.idle_workers() > 0 || key < self.queued_min.load(Relaxed) {
+        let idle = self.aside.idle_workers() > 0;
+        if !idle {
+            // Every worker is busy: ask them to look up from their chunks (rule 3), as a push
+            // would. The job's move into the run queue asks nothing more.
+            self.gate.yield_requests.fetch_add(1, Relaxed);
+        }
+        if idle || key < self.queued_min.load(Relaxed) {
             let mut shared = self.shared.lock();
             self.drain(&mut shared);
-        } else {
-            // Every worker is busy: ask them to look up from their chunks (rule 3), as a push
-            // would.
-            self.gate.yield_requests.fetch_add(1, Relaxed);
         }
         Ok(())
     }
@@ -321,6 +323,8 @@ impl Registry {
         if shared.shutdown && !self.is_current_worker() {
             return Err(SubmitErrorKind::ShutDown);
         }
+        // Jobs submitted before this one and left in the inbox go first, as they came.
+        self.drain(&mut shared);
         admitted();
         if let Some(job) = job {
             // Counted under the lock that workers hold when they decide to exit: a worker
@@ -375,6 +379,10 @@ impl Registry {
     fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
         self.enqueue(shared, job, key);
         self.publish_min(shared);
+        if shared.sleepers == 0 && shared.spinners == 0 {
+            // Every worker is busy: ask them to look up from their chunks (rule 3).
+            self.gate.yield_requests.fetch_add(1, Relaxed);
+        }
     }
 
     /// Moves the jobs in the inbox into the run queue (rule 12).
@@ -396,14 +404,11 @@ impl Registry {
         shared.drained = drained;
     }
 
-    /// Adds a job to the run queue, asks busy workers to look up and wakes a sleeper as the
-    /// queue now needs (rules 3 and 4); the caller then publishes the least key.
+    /// Adds a job to the run queue and wakes a sleeper if the queue now needs one (rule 4);
+    /// the caller then publishes the least key. (A job from the inbox asked the busy workers
+    /// to look up when its submitter left it there, rule 12.)
     fn enqueue(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
         shared.queue.push_at(job, key, Instant::now);
-        if shared.sleepers == 0 && shared.spinners == 0 {
-            // Every worker is busy: ask them to look up from their chunks (rule 3).
-            self.gate.yield_requests.fetch_add(1, Relaxed);
-        }
         // Wake a sleeper only for work that no awake idle worker will take (README.md, rule 4).
         if shared.sleepers > shared.wakeups && shared.queue.len() > shared.spinners + shared.wakeups
         {
