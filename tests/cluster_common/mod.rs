@@ -5,6 +5,7 @@
 //! `JOBPOOL_REQUIRE_NATS` is set (CI sets it), where a missing server is a failure.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -40,18 +41,24 @@ impl NatsServer {
             println!("{note}");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut server = NatsServer {
-            child: None,
-            port,
-            store: tempfile::tempdir().expect("a store directory"),
-            options: options.iter().map(|o| o.to_string()).collect(),
-        };
-        server.launch();
-        Some(server)
+        // A port found free may be taken again before the server binds it (by another test's
+        // connection): the server then exits, and a new port is tried.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port");
+            let mut server = NatsServer {
+                child: None,
+                port,
+                store: tempfile::tempdir().expect("a store directory"),
+                options: options.iter().map(|o| o.to_string()).collect(),
+            };
+            if server.launch() {
+                return Some(server);
+            }
+        }
+        panic!("nats-server did not start on any of 5 free ports");
     }
 
     pub fn url(&self) -> String {
@@ -62,8 +69,9 @@ impl NatsServer {
         self.store.path().to_owned()
     }
 
-    fn launch(&mut self) {
-        let child = Command::new("nats-server")
+    /// Starts the server and waits until it greets a client; false if it exited first.
+    fn launch(&mut self) -> bool {
+        let mut child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .arg("-sd")
@@ -73,21 +81,30 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen in 10 s"
-            );
+        while !greets(self.port) {
+            if child.try_wait().is_ok_and(|status| status.is_some()) {
+                return false;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nats-server did not listen in 10 s");
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
+        self.child = Some(child);
+        true
     }
 
     /// Kills the server (SIGKILL) and starts it again on the same port and store.
     pub fn restart(&mut self) {
         self.kill();
-        self.launch();
+        assert!(
+            self.launch(),
+            "nats-server did not start again on port {}",
+            self.port
+        );
     }
 
     pub fn kill(&mut self) {
@@ -102,4 +119,20 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether a NATS server listens on `port`: it sends `INFO` first. A bare connect is not
+/// enough: a connection to a port in the ephemeral range may be given that same port as its
+/// own and connect to itself, with no server there.
+fn greets(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let mut greeting = [0; 4];
+    stream.local_addr().ok() != stream.peer_addr().ok()
+        && stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .is_ok()
+        && stream.read_exact(&mut greeting).is_ok()
+        && &greeting == b"INFO"
 }

@@ -1,6 +1,7 @@
 //! The NATS server of a run.
 
 use std::fs;
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -36,7 +37,7 @@ impl NatsServer {
             .spawn()
             .expect("nats-server starts (apt-get install nats-server)");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !greets(port) {
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not listen in 10 s"
@@ -65,4 +66,20 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
         let _ = fs::remove_dir_all(&self.store);
     }
+}
+
+/// Whether a NATS server listens on `port`: it sends `INFO` first. A bare connect is not
+/// enough: a connection to a port in the ephemeral range may be given that same port as its
+/// own and connect to itself, with no server there.
+fn greets(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let mut greeting = [0; 4];
+    stream.local_addr().ok() != stream.peer_addr().ok()
+        && stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .is_ok()
+        && stream.read_exact(&mut greeting).is_ok()
+        && &greeting == b"INFO"
 }
