@@ -61,9 +61,9 @@ impl Inbox {
         self.len.store(entries.len(), Relaxed);
     }
 
-    /// Whether the inbox holds a job. A worker that must not miss a job pushed before its
-    /// last `SeqCst` fence (the pairs above) looks after that fence; the entries themselves
-    /// are read under the lock.
+    /// Whether the inbox holds no job. A worker that must not miss a job pushed before its
+    /// last `SeqCst` fence (the pairs in the module's docs) looks after that fence; the
+    /// entries themselves are read under the lock.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len.load(Acquire) == 0

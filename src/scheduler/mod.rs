@@ -259,14 +259,13 @@ impl Registry {
         job: Option<Arc<dyn Schedulable>>,
         admitted: impl FnOnce(),
     ) -> Result<(), SubmitErrorKind> {
-        let job = match job {
+        match job {
             Some(job) => match self.admit_to_inbox(job, admitted) {
-                Ok(()) => return Ok(()),
-                Err((job, admitted)) => return self.admit_locked(Some(job), admitted),
+                Ok(()) => Ok(()),
+                Err((job, admitted)) => self.admit_locked(Some(job), admitted),
             },
-            None => job,
-        };
-        self.admit_locked(job, admitted)
+            None => self.admit_locked(None, admitted),
+        }
     }
 
     /// Admits `job` without the registry's lock, into the inbox, if every worker is busy and
@@ -301,14 +300,15 @@ impl Registry {
         // may have raised since the first look (each of them stores, then looks here).
         fence(SeqCst);
         let idle = self.aside.idle_workers() > 0;
-        if !idle {
-            // Every worker is busy: ask them to look up from their chunks (rule 3), as a push
-            // would. The job's move into the run queue asks nothing more.
-            self.gate.yield_requests.fetch_add(1, Relaxed);
-        }
         if idle || key < self.queued_min.load(Relaxed) {
             let mut shared = self.shared.lock();
             self.drain(&mut shared);
+        }
+        if !idle {
+            // Every worker is busy: ask them to look up from their chunks (rule 3), after the
+            // job counts in `queued_min` if it was moved, as a push does. The job's move into
+            // the run queue asks nothing more.
+            self.gate.yield_requests.fetch_add(1, Relaxed);
         }
         Ok(())
     }
