@@ -119,3 +119,38 @@ fn a_big_job_of_unit_tasks_returns_one_value_for_each() {
         assert_eq!(results.len(), n);
     }
 }
+
+/// Tasks that capture nothing are zero-sized: their claims move no element (more than 64 move
+/// as a count) and the quiet loop keeps its place in registers, put back when a task panics.
+/// Every task must still run once, and each panic be reported once, at the task that ran it.
+#[test]
+fn zero_sized_tasks_that_panic_are_each_run_once() {
+    use std::sync::atomic::AtomicUsize;
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    quiet_panics();
+    let pool = Pool::new(2);
+    let n = 20_000;
+    let task = || {
+        // The run, not the index: which task panics depends on the order they run in.
+        if RUNS.fetch_add(1, SeqCst) % 997 == 0 {
+            panic!("{ON_PURPOSE}");
+        }
+    };
+    assert_eq!(std::mem::size_of_val(&task), 0);
+    let mut err = pool
+        .submit((0..n).map(|_| task), 2)
+        .wait()
+        .expect_err("some tasks panic");
+    assert_eq!(RUNS.load(SeqCst), n);
+    let results = err.results_mut();
+    assert_eq!(results.len(), n);
+    let panicked = results
+        .iter()
+        .filter(|result| matches!(result, Err(TaskError::Panicked(_))))
+        .count();
+    assert_eq!(panicked, n.div_ceil(997));
+    assert!(results
+        .iter()
+        .all(|result| matches!(result, Ok(()) | Err(TaskError::Panicked(_)))));
+    pool.shutdown();
+}

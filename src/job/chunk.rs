@@ -54,7 +54,10 @@ impl ChunkRun {
     /// chunk's next task to wait or not start (rule 3).
     #[inline]
     fn unmoved(&self, gate: &TaskGate, registry: &Registry) -> bool {
-        gate.looks.load(Relaxed) == self.looks && registry.yield_requests() == self.yield_requests
+        // Both compared, then one branch, not one a counter: on empty tasks the quiet loop is
+        // bound by its branches, not by its loads.
+        let looks = u64::from(gate.looks.load(Relaxed) ^ self.looks);
+        (looks | (registry.yield_requests() ^ self.yield_requests)) == 0
     }
 }
 
@@ -72,7 +75,7 @@ where
     #[inline]
     pub(super) fn run_chunk<const TELL: bool>(
         &self,
-        tasks: &mut std::vec::Drain<'_, F>,
+        tasks: &mut Option<std::vec::Drain<'_, F>>,
         outcomes: &mut ChunkOutcomes<F, T>,
         run: &ChunkRun,
         cx: &JobContext<'_>,
@@ -85,12 +88,12 @@ where
         let mut moved: Option<F> = None;
         if quiet && Self::QUIET_LOOP && !TELL && !run.mode.has_deadline() {
             loop {
-                let before = tasks.len();
+                let before = tasks.as_ref().map_or(0, ExactSizeIterator::len);
                 let quiet_run = catch(|| self.run_quiet(tasks, outcomes, run));
                 // The tasks the loop took: the ones it ran, and the one it stopped before or
                 // that panicked, if any. For tasks that return `()`, it pushed none of their
                 // values: they are added here.
-                let taken = before - tasks.len();
+                let taken = before - tasks.as_ref().map_or(0, ExactSizeIterator::len);
                 match quiet_run {
                     Ok(None) => {
                         outcomes.push_units(taken);
@@ -107,12 +110,15 @@ where
                         outcomes.push_units(taken - 1);
                         outcomes.push_failure(Failure::Panicked(message));
                         if self.settings.fail_fast {
-                            return Some(tasks.by_ref().collect());
+                            return Some(tasks.iter_mut().flatten().collect());
                         }
                     }
                 }
             }
         }
+        let Some(tasks) = tasks else {
+            unreachable!("the quiet loop puts the tasks back")
+        };
         while let Some(task) = moved.take().or_else(|| tasks.next()) {
             if !(quiet && run.unmoved(gate, registry)) {
                 quiet = false;
@@ -233,13 +239,23 @@ where
     /// bytes) took 0.18 or 0.28 ns a task with the same instructions; two a turn took 0.17
     /// in one program and up to a third more than one a turn in another. Four a turn took
     /// 0.17-0.19 in every build measured (BENCHMARKS.md).
+    ///
+    /// The tasks are taken from `home` into a local for the loop, and put back on every way
+    /// out, a panic's included: left behind the pointer, the iterator's state was stored to
+    /// memory before every task, since for the compiler the counters' atomic loads may read
+    /// any memory. In a local it stays in registers wherever no task can unwind.
     #[inline(never)]
     fn run_quiet(
         &self,
-        tasks: &mut std::vec::Drain<'_, F>,
+        home: &mut Option<std::vec::Drain<'_, F>>,
         outcomes: &mut ChunkOutcomes<F, T>,
         run: &ChunkRun,
     ) -> Option<F> {
+        let mut back = PutBack {
+            tasks: home.take(),
+            home,
+        };
+        let tasks = back.tasks.as_mut()?;
         let (gate, registry) = (&self.gate, &*self.registry);
         // `()` values are not pushed: the caller adds them, counted from what was taken from
         // `tasks` (`ChunkOutcomes::push_units` says why). Known at compile time, so the loop
@@ -257,13 +273,34 @@ where
             None
         };
         loop {
-            // Unrolled by the compiler (four copies of `run_one`).
-            for _ in 0..4 {
-                if let Some(unstarted) = run_one(tasks.next()?) {
+            // Unrolled by the compiler (four copies of `run_one`), with one look at how many
+            // tasks are left for the four.
+            if tasks.len() < 4 {
+                for task in tasks.by_ref() {
+                    if let Some(unstarted) = run_one(task) {
+                        return Some(unstarted);
+                    }
+                }
+                return None;
+            }
+            for task in tasks.by_ref().take(4) {
+                if let Some(unstarted) = run_one(task) {
                     return Some(unstarted);
                 }
             }
         }
+    }
+}
+
+/// An iterator taken out of `home`, put back there when dropped: on a return or an unwind.
+struct PutBack<'h, I> {
+    tasks: Option<I>,
+    home: &'h mut Option<I>,
+}
+
+impl<I> Drop for PutBack<'_, I> {
+    fn drop(&mut self) {
+        *self.home = self.tasks.take();
     }
 }
 

@@ -425,7 +425,7 @@ where
             // Once per chunk, so that a chunk's task events come in pairs.
             let listening = self.registry.listening();
 
-            let mut tasks = chunk.drain(..);
+            let mut tasks = Some(chunk.drain(..));
             let chunk_run = ChunkRun {
                 first,
                 hand_back,
