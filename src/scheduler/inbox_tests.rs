@@ -7,25 +7,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Registry, Schedulable};
+use super::key_job::Key;
+use super::Registry;
 use crate::sync::Instant;
-
-/// A job that is only a key.
-struct Key(u64);
-
-impl Schedulable for Key {
-    fn run_popped(self: Arc<Self>, _now: Instant) {}
-
-    fn key(&self) -> u64 {
-        self.0
-    }
-
-    fn on_timer(self: Arc<Self>, _now: Instant) {}
-
-    fn is_finished(&self) -> bool {
-        false
-    }
-}
 
 /// A job of key 5 is queued and no worker is idle, so a job of key 7 goes to the inbox. A
 /// worker pops the first job meanwhile, which raises `queued_min` to "none". Either the

@@ -4,10 +4,14 @@
 //! when a token comes back, and why no wake-up is ever lost) is written down in `README.md`
 //! beside this file.
 
+#[cfg(all(test, not(loom)))]
+mod admit_tests;
 mod aside;
 mod inbox;
 #[cfg(all(test, loom))]
 mod inbox_tests;
+#[cfg(test)]
+mod key_job;
 pub(crate) mod priority;
 mod run_queue;
 mod timers;
@@ -294,7 +298,11 @@ impl Registry {
             self.job_finished();
             return Err((job, admitted));
         }
+        // Were telling the listeners to unwind, the job would not be accepted: the count
+        // would go back, or `shutdown` would wait for it forever.
+        let uncount = Uncount(self);
         admitted();
+        std::mem::forget(uncount);
         self.inbox.push(job, key);
         // Stored, then a look at the idle workers and at the least queued key, which a worker
         // may have raised since the first look (each of them stores, then looks here).
@@ -701,5 +709,15 @@ impl Registry {
                 self.work_available.notify_all();
             }
         }
+    }
+}
+
+/// Takes a job back out of the live count when dropped: on an unwind between counting a job
+/// and accepting it (`Registry::admit_to_inbox`).
+struct Uncount<'r>(&'r Registry);
+
+impl Drop for Uncount<'_> {
+    fn drop(&mut self) {
+        self.0.job_finished();
     }
 }
