@@ -298,8 +298,8 @@ impl Registry {
             self.job_finished();
             return Err((job, admitted));
         }
-        // Were telling the listeners to unwind, the job would not be accepted: the count
-        // would go back, or `shutdown` would wait for it forever.
+        // If telling the listeners unwinds, the job is not accepted, and its count goes back:
+        // left, it would keep `shutdown`'s workers waiting for it forever.
         let uncount = Uncount(self);
         admitted();
         std::mem::forget(uncount);
