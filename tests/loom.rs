@@ -654,6 +654,28 @@ fn a_job_left_in_the_inbox_is_found_by_a_worker_going_idle() {
     });
 }
 
+/// Rule 12 with two submitters: two threads submit to a busy pool at once while its worker
+/// ends its task, runs the queued job and goes idle. Each job is either found in the inbox by
+/// the worker going idle or queued by its own submitter; neither is lost when the other
+/// submitter moves the inbox, or pushes behind it, meanwhile.
+#[test]
+fn two_submissions_to_a_busy_pool_are_both_found() {
+    model(2, || {
+        let busy = BusyPool::new();
+        busy.may_end.set();
+        let other = {
+            let (pool, runs) = (busy.pool.clone(), busy.runs.clone());
+            loom::thread::spawn(move || {
+                pool.submit(counting_tasks(1, &runs), 1).wait().unwrap();
+            })
+        };
+        let third = busy.pool.submit(counting_tasks(1, &busy.runs), 1);
+        third.wait().unwrap();
+        other.join().unwrap();
+        assert_eq!(busy.wait(), 4);
+    });
+}
+
 /// Rule 12 and shutdown: a job submitted to a busy pool races `shutdown` from another thread.
 /// It is refused, or accepted and run: the worker never leaves while it is live (`shutdown`
 /// returns only once the workers have left, and the job's `wait` would never return).
