@@ -291,16 +291,15 @@ impl Registry {
         // Counted live, then a look at `closed` (with `shutdown`, which closes first, then
         // lets the workers look at the count before they exit).
         self.live_jobs.fetch_add(1, SeqCst);
+        // Until the job is accepted, the count goes back on any way out (waking the workers
+        // if it was the last, as for a finished job): the pool closed, and the locked way
+        // decides; or telling the listeners unwound, and the count left would keep
+        // `shutdown`'s workers waiting for the job forever.
+        let uncount = Uncount(self);
         fence(SeqCst);
         if self.inbox.is_closed() {
-            // Not accepted here: the count goes back (waking the workers if it was the last,
-            // as for a finished job), and the locked way decides.
-            self.job_finished();
             return Err((job, admitted));
         }
-        // If telling the listeners unwinds, the job is not accepted, and its count goes back:
-        // left, it would keep `shutdown`'s workers waiting for it forever.
-        let uncount = Uncount(self);
         admitted();
         std::mem::forget(uncount);
         self.inbox.push(job, key);
@@ -712,8 +711,8 @@ impl Registry {
     }
 }
 
-/// Takes a job back out of the live count when dropped: on an unwind between counting a job
-/// and accepting it (`Registry::admit_to_inbox`).
+/// Takes a job back out of the live count when dropped: on a way out between counting a job
+/// and accepting it (`Registry::admit_to_inbox`), a return or an unwind.
 struct Uncount<'r>(&'r Registry);
 
 impl Drop for Uncount<'_> {
