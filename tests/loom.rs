@@ -705,3 +705,36 @@ fn a_submission_to_a_busy_pool_racing_shutdown_runs_or_is_refused() {
         assert_eq!(busy.wait(), expected);
     });
 }
+
+/// Adds one to its count when dropped.
+struct CountsDrops(Arc<AtomicUsize>);
+
+impl Drop for CountsDrops {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// Rule 9 and shutdown: a job with a deadline, submitted and detached while another thread
+/// shuts the pool down, is refused or runs, and is freed once the pool is gone (its result with
+/// it). Its deadline's timer was once set after the push: the job could finish and the worker
+/// leave before that, and the timer then held the job, and through it the pool's registry,
+/// forever.
+#[test]
+fn a_job_with_a_deadline_submitted_while_the_pool_shuts_down_is_freed() {
+    model(3, || {
+        let pool = Pool::new(1);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let submitter = {
+            let (pool, result) = (pool.clone(), CountsDrops(drops.clone()));
+            loom::thread::spawn(move || {
+                let job = pool.job().timeout(Duration::from_secs(3600));
+                drop(job.try_submit(vec![move || result]));
+            })
+        };
+        pool.shutdown();
+        submitter.join().unwrap();
+        drop(pool);
+        assert_eq!(drops.load(SeqCst), 1, "the job's result was never dropped");
+    });
+}

@@ -257,18 +257,22 @@ impl Registry {
     /// After `shutdown` only the pool's own workers may still submit (a running task that
     /// starts sub-jobs is part of work already accepted).
     /// `admitted` is called once the job is accepted, before any worker can see it (it tells
-    /// the listeners, so that a job's first event is always its submission).
+    /// the listeners, so that a job's first event is always its submission). A job with a
+    /// `deadline` gets its timer (rule 9) under the same lock, before any worker can see it
+    /// either: set after the push, the job could finish and the workers leave first, and the
+    /// timer would then hold the job, which holds the registry, forever.
     pub(crate) fn admit(
         &self,
         job: Option<Arc<dyn Schedulable>>,
+        deadline: Option<Instant>,
         admitted: impl FnOnce(),
     ) -> Result<(), SubmitErrorKind> {
         match job {
-            Some(job) => match self.admit_to_inbox(job, admitted) {
+            Some(job) if deadline.is_none() => match self.admit_to_inbox(job, admitted) {
                 Ok(()) => Ok(()),
-                Err((job, admitted)) => self.admit_locked(Some(job), admitted),
+                Err((job, admitted)) => self.admit_locked(Some(job), None, admitted),
             },
-            None => self.admit_locked(None, admitted),
+            job => self.admit_locked(job, deadline, admitted),
         }
     }
 
@@ -324,6 +328,7 @@ impl Registry {
     fn admit_locked(
         &self,
         job: Option<Arc<dyn Schedulable>>,
+        deadline: Option<Instant>,
         admitted: impl FnOnce(),
     ) -> Result<(), SubmitErrorKind> {
         let mut shared = self.shared.lock();
@@ -337,6 +342,9 @@ impl Registry {
             // Counted under the lock that workers hold when they decide to exit: a worker
             // never leaves while an admitted job is not finished.
             self.live_jobs.fetch_add(1, SeqCst);
+            if let Some(deadline) = deadline {
+                self.add_timer_locked(&mut shared, deadline, job.clone());
+            }
             let key = job.key();
             self.push_locked(&mut shared, job, key);
         }
@@ -481,6 +489,11 @@ impl Registry {
     /// timer, a sleeping worker is woken to sleep until it instead (rule 9).
     pub(crate) fn add_timer(&self, due: Instant, job: Arc<dyn Schedulable>) {
         let mut shared = self.shared.lock();
+        self.add_timer_locked(&mut shared, due, job);
+    }
+
+    /// `add_timer`, under the registry's lock.
+    fn add_timer_locked(&self, shared: &mut Shared, due: Instant, job: Arc<dyn Schedulable>) {
         if shared.timers.add(due, job) {
             self.next_timer.store(self.since_epoch(due), Relaxed);
             if shared.sleepers > shared.wakeups {
