@@ -738,3 +738,32 @@ fn a_job_with_a_deadline_submitted_while_the_pool_shuts_down_is_freed() {
         assert_eq!(drops.load(SeqCst), 1, "the job's result was never dropped");
     });
 }
+
+/// Rule 1 and shutdown: a thread outside the pool, holding no `Pool` handle, raises a running
+/// job's cap while the last handle is dropped. The raise queues the job, but the worker, still
+/// in its turn, may run the job's last task before the push lands, and leave. The entry then
+/// pushed is of a finished job, into a pool with no worker: it is dropped, not kept, and the
+/// job with it (its results too). Kept, it held the job, and through it the pool's registry,
+/// forever.
+#[test]
+fn a_job_queued_after_the_workers_left_is_freed() {
+    model(3, || {
+        let pool = Pool::new(1);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..2).map(|_| {
+            let result = CountsDrops(drops.clone());
+            move || result
+        });
+        let job = pool.submit(tasks, 1);
+        let steerer = loom::thread::spawn(move || {
+            let _ = job.set_cap(2);
+        });
+        drop(pool);
+        steerer.join().unwrap();
+        assert_eq!(
+            drops.load(SeqCst),
+            2,
+            "the job's results were never dropped"
+        );
+    });
+}

@@ -133,6 +133,9 @@ struct Shared {
     wakeups: usize,
     /// No more jobs from outside the pool; workers leave once no job is live.
     shutdown: bool,
+    /// Workers that have left (rule 7). Once all have, no job can be live again, and an entry
+    /// or a timer still handed in is of a finished job: it is dropped, not kept.
+    workers_left: usize,
     /// The value last written to `Registry::queued_min`.
     published_min: u64,
     /// The inbox's entries, swapped out at each drain: the two vectors keep their capacity, so
@@ -154,6 +157,7 @@ impl Registry {
                 spinners: 0,
                 wakeups: 0,
                 shutdown: false,
+                workers_left: 0,
                 published_min: u64::MAX,
                 drained: Vec::new(),
                 timers: Timers::default(),
@@ -353,9 +357,25 @@ impl Registry {
 
     /// Puts a job back in the run queue. The caller set the job's `queued` flag, under the
     /// job's lock, so a job has at most one entry (README.md, rule 1).
+    ///
+    /// A thread outside the pool may push the entry of a job whose last task ran between its
+    /// decision and the push: if every worker has left meanwhile, the entry is dropped (rule 7).
     pub(crate) fn push(&self, job: Arc<dyn Schedulable>, key: u64) {
         let mut shared = self.shared.lock();
+        if self.workers_gone(&shared) {
+            drop(shared);
+            drop_each_quietly([job]);
+            return;
+        }
         self.push_locked(&mut shared, job, key);
+    }
+
+    /// Whether every worker has left: no job can be live again (only workers may submit after
+    /// `shutdown`), so whatever is queued or timed now would hold its job, and through it the
+    /// registry, forever (rule 7).
+    #[inline]
+    fn workers_gone(&self, shared: &Shared) -> bool {
+        shared.workers_left == self.threads
     }
 
     /// As `push`, for worker `worker` in a turn of the job: unless the job would go before
@@ -487,8 +507,14 @@ impl Registry {
 
     /// Sets a timer: `job.on_timer` is called once `due` has passed. If it is the earliest
     /// timer, a sleeping worker is woken to sleep until it instead (rule 9).
+    /// Dropped instead, as `push` drops an entry, if every worker has left (rule 7).
     pub(crate) fn add_timer(&self, due: Instant, job: Arc<dyn Schedulable>) {
         let mut shared = self.shared.lock();
+        if self.workers_gone(&shared) {
+            drop(shared);
+            drop_each_quietly([job]);
+            return;
+        }
         self.add_timer_locked(&mut shared, due, job);
     }
 
@@ -634,6 +660,7 @@ impl Registry {
                 // are entries of finished jobs left in the inbox after the look above.
                 shared.timers.take_due(now, true, &mut stale);
                 dead.extend(self.inbox.take().into_iter().map(|(job, _)| job));
+                shared.workers_left += 1;
                 break None;
             }
             if !spun {
