@@ -676,6 +676,30 @@ fn two_submissions_to_a_busy_pool_are_both_found() {
     });
 }
 
+/// Rule 12 and the statistics: `Pool::stats` and `Pool::waited` move the inbox into the run
+/// queue too, from a thread that is neither a worker nor a submitter. Read while a job is
+/// submitted to a busy pool and its worker goes idle, they lose no job (each is run, and
+/// `wait` returns) and count no job that was never accepted.
+#[test]
+fn reading_the_statistics_while_a_job_waits_in_the_inbox_loses_nothing() {
+    model(2, || {
+        let busy = BusyPool::new();
+        let reader = {
+            let pool = busy.pool.clone();
+            loom::thread::spawn(move || {
+                let stats = pool.stats();
+                assert!(stats.jobs_queued <= 2 && stats.jobs_live <= 3);
+                let _ = pool.waited(jobpool::Priority::Normal);
+            })
+        };
+        busy.may_end.set();
+        let third = busy.pool.submit(counting_tasks(1, &busy.runs), 1);
+        third.wait().unwrap();
+        reader.join().unwrap();
+        assert_eq!(busy.wait(), 3);
+    });
+}
+
 /// Rule 12 and shutdown: a job submitted to a busy pool races `shutdown` from another thread.
 /// It is refused, or accepted and run: the worker never leaves while it is live (`shutdown`
 /// returns only once the workers have left, and the job's `wait` would never return).
