@@ -741,9 +741,9 @@ impl Drop for CountsDrops {
 
 /// Rule 9 and shutdown: a job with a deadline, submitted and detached while another thread
 /// shuts the pool down, is refused or runs, and is freed once the pool is gone (its result with
-/// it). Its deadline's timer was once set after the push: the job could finish and the worker
-/// leave before that, and the timer then held the job, and through it the pool's registry,
-/// forever.
+/// it). Its deadline's timer is set after the push: the job may finish and the worker leave
+/// before that, and the timer, were it kept then, would hold the job, and through it the
+/// pool's registry, forever (rule 7).
 #[test]
 fn a_job_with_a_deadline_submitted_while_the_pool_shuts_down_is_freed() {
     model(3, || {

@@ -1083,7 +1083,7 @@ where
     let deadline = settings.deadline.map(|(d, _)| d);
     let tasks_len = tasks.len();
     // Set before the job is shared (no lock to take): `admit` pushes its entry (README.md,
-    // rule 1) and sets its deadline's timer.
+    // rule 1), and its deadline's timer is added below.
     let mut state = JobState::new(tasks, cap, retry_budget);
     if has_tasks {
         state.queued = true;
@@ -1103,9 +1103,11 @@ where
             priority: job.settings.priority,
         })
     };
-    // The deadline's timer is set as the job is admitted, before a worker can see it.
-    match registry.admit(entry, deadline.filter(|_| has_tasks), submitted) {
+    match registry.admit(entry, submitted) {
         Ok(()) => {
+            if let (true, Some(deadline)) = (has_tasks, deadline) {
+                registry.add_timer(deadline, job.clone());
+            }
             if !has_tasks {
                 // Finished as it was made: its end follows its submission at once.
                 job.tell(EventKind::JobFinished {

@@ -16,7 +16,7 @@ fn a_submission_to_a_busy_pool_that_unwinds_is_not_counted_live() {
     let registry = Registry::new(1, Duration::from_micros(100), 16);
     registry.push(Arc::new(Key(5)), 5);
     let unwound = catch_unwind(AssertUnwindSafe(|| {
-        registry.admit(Some(Arc::new(Key(7))), None, || panic!("accepting unwinds"))
+        registry.admit(Some(Arc::new(Key(7))), || panic!("accepting unwinds"))
     }));
     assert!(unwound.is_err());
     assert_eq!(registry.live_jobs.load(SeqCst), 0);

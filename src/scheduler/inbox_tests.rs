@@ -36,7 +36,7 @@ fn a_job_left_in_the_inbox_never_hides_below_the_queued_minimum() {
             })
         };
         registry
-            .admit(Some(Arc::new(Key(7))), None, || {})
+            .admit(Some(Arc::new(Key(7))), || {})
             .expect("the pool is open");
         let popped = worker.join().unwrap();
         let _shared = registry.shared.lock();

@@ -261,22 +261,18 @@ impl Registry {
     /// After `shutdown` only the pool's own workers may still submit (a running task that
     /// starts sub-jobs is part of work already accepted).
     /// `admitted` is called once the job is accepted, before any worker can see it (it tells
-    /// the listeners, so that a job's first event is always its submission). A job with a
-    /// `deadline` gets its timer (rule 9) under the same lock, before any worker can see it
-    /// either: set after the push, the job could finish and the workers leave first, and the
-    /// timer would then hold the job, which holds the registry, forever.
+    /// the listeners, so that a job's first event is always its submission).
     pub(crate) fn admit(
         &self,
         job: Option<Arc<dyn Schedulable>>,
-        deadline: Option<Instant>,
         admitted: impl FnOnce(),
     ) -> Result<(), SubmitErrorKind> {
         match job {
-            Some(job) if deadline.is_none() => match self.admit_to_inbox(job, admitted) {
+            Some(job) => match self.admit_to_inbox(job, admitted) {
                 Ok(()) => Ok(()),
-                Err((job, admitted)) => self.admit_locked(Some(job), None, admitted),
+                Err((job, admitted)) => self.admit_locked(Some(job), admitted),
             },
-            job => self.admit_locked(job, deadline, admitted),
+            None => self.admit_locked(None, admitted),
         }
     }
 
@@ -332,7 +328,6 @@ impl Registry {
     fn admit_locked(
         &self,
         job: Option<Arc<dyn Schedulable>>,
-        deadline: Option<Instant>,
         admitted: impl FnOnce(),
     ) -> Result<(), SubmitErrorKind> {
         let mut shared = self.shared.lock();
@@ -346,9 +341,6 @@ impl Registry {
             // Counted under the lock that workers hold when they decide to exit: a worker
             // never leaves while an admitted job is not finished.
             self.live_jobs.fetch_add(1, SeqCst);
-            if let Some(deadline) = deadline {
-                self.add_timer_locked(&mut shared, deadline, job.clone());
-            }
             let key = job.key();
             self.push_locked(&mut shared, job, key);
         }
@@ -361,21 +353,28 @@ impl Registry {
     /// A thread outside the pool may push the entry of a job whose last task ran between its
     /// decision and the push: if every worker has left meanwhile, the entry is dropped (rule 7).
     pub(crate) fn push(&self, job: Arc<dyn Schedulable>, key: u64) {
-        let mut shared = self.shared.lock();
-        if self.workers_gone(&shared) {
-            drop(shared);
-            drop_each_quietly([job]);
-            return;
+        if let Some((mut shared, job)) = self.unless_gone(self.shared.lock(), job) {
+            self.push_locked(&mut shared, job, key);
         }
-        self.push_locked(&mut shared, job, key);
     }
 
-    /// Whether every worker has left: no job can be live again (only workers may submit after
-    /// `shutdown`), so whatever is queued or timed now would hold its job, and through it the
-    /// registry, forever (rule 7).
-    #[inline]
-    fn workers_gone(&self, shared: &Shared) -> bool {
-        shared.workers_left == self.threads
+    /// Hands the lock and `job` back, unless every worker has left: then no job can be live
+    /// again (only workers may submit after `shutdown`), and `job`, an entry or a timer handed
+    /// in late, would hold its finished job, and through it the registry, forever. So it is
+    /// dropped, with the lock released and quietly (it may be a detached job's last
+    /// reference), and `None` returned (rule 7).
+    #[allow(clippy::type_complexity)]
+    fn unless_gone<'a>(
+        &'a self,
+        shared: MutexGuard<'a, Shared>,
+        job: Arc<dyn Schedulable>,
+    ) -> Option<(MutexGuard<'a, Shared>, Arc<dyn Schedulable>)> {
+        if shared.workers_left < self.threads {
+            return Some((shared, job));
+        }
+        drop(shared);
+        drop_each_quietly([job]);
+        None
     }
 
     /// As `push`, for worker `worker` in a turn of the job: unless the job would go before
@@ -509,17 +508,9 @@ impl Registry {
     /// timer, a sleeping worker is woken to sleep until it instead (rule 9).
     /// Dropped instead, as `push` drops an entry, if every worker has left (rule 7).
     pub(crate) fn add_timer(&self, due: Instant, job: Arc<dyn Schedulable>) {
-        let mut shared = self.shared.lock();
-        if self.workers_gone(&shared) {
-            drop(shared);
-            drop_each_quietly([job]);
+        let Some((mut shared, job)) = self.unless_gone(self.shared.lock(), job) else {
             return;
-        }
-        self.add_timer_locked(&mut shared, due, job);
-    }
-
-    /// `add_timer`, under the registry's lock.
-    fn add_timer_locked(&self, shared: &mut Shared, due: Instant, job: Arc<dyn Schedulable>) {
+        };
         if shared.timers.add(due, job) {
             self.next_timer.store(self.since_epoch(due), Relaxed);
             if shared.sleepers > shared.wakeups {
