@@ -46,6 +46,67 @@ fn a_high_priority_job_gets_the_worker_after_one_task() {
 }
 
 #[test]
+fn a_high_priority_job_cuts_a_chunk_claimed_while_a_normal_job_waited() {
+    // One thread and a time slice of an hour: the bulk job's worker does not give way to the
+    // normal job queued behind it, and claims its next chunks while that job waits. b1 to b7
+    // are instant, so b8 and b9 are claimed in one chunk (chunks grow 1, then up to 8; if the
+    // machine slows a chunk down they are claimed apart, and the test passes all the same).
+    // While b8 waits at its gate, an urgent job comes: it goes before the normal job, so it
+    // asks the worker to look up from its chunk, and runs between b8 and b9.
+    let pool = Pool::builder()
+        .threads(1)
+        .time_slice(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let gate = Gate::new();
+    let _open = gate.opener();
+    let (first, eighth) = (Latch::new(1), Latch::new(1));
+    let bulk = {
+        let (log, gate) = (log.clone(), gate.clone());
+        let (first, eighth) = (first.clone(), eighth.clone());
+        pool.job().cap(1).submit((0..20).map(move |i| {
+            let (log, gate) = (log.clone(), gate.clone());
+            let (first, eighth) = (first.clone(), eighth.clone());
+            move || {
+                match i {
+                    0 => first.count_down(),
+                    8 => eighth.count_down(),
+                    _ => {}
+                }
+                if i == 0 || i == 8 {
+                    gate.pass();
+                }
+                log.lock().unwrap().push(format!("b{i}"));
+            }
+        }))
+    };
+    first.wait();
+    let normal = {
+        let log = log.clone();
+        pool.submit(vec![move || log.lock().unwrap().push("n".to_string())], 1)
+    };
+    gate.open(1);
+    eighth.wait();
+    let urgent = {
+        let log = log.clone();
+        pool.job()
+            .priority(Priority::High)
+            .submit((0..3).map(move |i| {
+                let log = log.clone();
+                move || log.lock().unwrap().push(format!("u{i}"))
+            }))
+    };
+    gate.open_all();
+    urgent.wait().unwrap();
+    normal.wait().unwrap();
+    bulk.wait().unwrap();
+    let log = log.lock().unwrap();
+    let b8 = log.iter().position(|entry| entry == "b8").unwrap();
+    assert_eq!(log[b8 + 1..b8 + 4], ["u0", "u1", "u2"], "{log:?}");
+}
+
+#[test]
 fn a_low_priority_job_progresses_under_a_stream_of_high_work() {
     // 200 high jobs of one 50 µs task each wait, and one low job of 5 tasks: aging gives the
     // low job a turn every 4 turns, so it ends long before the high stream does.

@@ -113,9 +113,10 @@ pub(crate) struct Registry {
 struct PoolGate {
     /// Set once by `shutdown(cancel = true)`: pending tasks are cancelled instead of run.
     cancel_all: AtomicBool,
-    /// Bumped when a job is queued while no worker is idle to take it: every worker in a chunk
-    /// then ends it after its current task and looks at the run queue's fairness rule, so a
-    /// waiting job is never held up by a chunk of tasks that turned long (README.md, rule 3).
+    /// Bumped when a job that goes before every queued one is queued while no worker is idle
+    /// to take it: every worker in a chunk then ends it after its current task and looks at
+    /// the run queue's fairness rule, so that job is not held up by a chunk of tasks that
+    /// turned long (README.md, rule 3).
     /// Bumped (`Release`) as well once `cancel_all` is set, so that it is the one pool-wide
     /// word a worker compares before each task.
     yield_requests: AtomicU64,
@@ -311,14 +312,15 @@ impl Registry {
         // may have raised since the first look (each of them stores, then looks here).
         fence(SeqCst);
         let idle = self.aside.idle_workers() > 0;
-        if idle || key < self.queued_min.load(Relaxed) {
+        let goes_first = key < self.queued_min.load(Relaxed);
+        if idle || goes_first {
             let mut shared = self.shared.lock();
             self.drain(&mut shared);
         }
-        if !idle {
-            // Every worker is busy: ask them to look up from their chunks (rule 3), after the
-            // job counts in `queued_min` if it was moved, as a push does. The job's move into
-            // the run queue asks nothing more.
+        if goes_first && !idle {
+            // The job went first after all and every worker is busy: ask them to look up
+            // from their chunks (rule 3), once it counts in `queued_min`, as a push does.
+            // Behind a job at least as urgent, it changes no worker's decision to go on.
             self.gate.yield_requests.fetch_add(1, Relaxed);
         }
         Ok(())
@@ -411,10 +413,13 @@ impl Registry {
     }
 
     fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
+        let goes_first = key < shared.published_min;
         self.enqueue(shared, job, key);
         self.publish_min(shared);
-        if shared.sleepers == 0 && shared.spinners == 0 {
-            // Every worker is busy: ask them to look up from their chunks (rule 3).
+        if goes_first && shared.sleepers == 0 && shared.spinners == 0 {
+            // The job goes before every queued one and every worker is busy: ask them to look
+            // up from their chunks (rule 3). A job behind one at least as urgent changes no
+            // worker's decision to go on, which compares with the least queued key.
             self.gate.yield_requests.fetch_add(1, Relaxed);
         }
     }
