@@ -53,7 +53,8 @@
 //!    cancelled it (a cancel, `shutdown_now`, a failure in a fail-fast job) or its deadline
 //!    passed.
 //! 3. **No hang**: every `wait`, shutdown and graph run returns. A watchdog thread ends the
-//!    process if nothing moved for 20 s, and says what was in flight.
+//!    process if nothing moved for 20 s, and says what was in flight, with every thread's
+//!    stack when gdb is installed and may attach.
 //! 4. **Events**: in half the rounds (drawn from the seed and the round) the pool has a
 //!    listener, and in half of those a tiny one that is never read and drops events. Once the
 //!    pool is gone, each job's events come in the promised order (submitted first, started

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::fmt::{self, Write as _};
 use std::panic;
-use std::process;
+use std::process::{self, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -14,6 +14,8 @@ use crate::round::RoundState;
 
 /// How long nothing may move before the watchdog calls it a hang.
 const HANG_AFTER: Duration = Duration::from_secs(20);
+/// How long gdb may take to print every thread's stack for a hang report.
+const STACKS_WITHIN: Duration = Duration::from_secs(60);
 /// Every panic raised on purpose carries this prefix, or a [`PanicsOnDrop`] payload; the panic
 /// hook keeps them quiet.
 pub(crate) const ON_PURPOSE: &str = "soak: on purpose";
@@ -105,7 +107,46 @@ fn hang_report(stalled: Duration) -> String {
     if let Some(round) = lock(&MONITOR.round_state).as_ref() {
         round.describe_in_flight(&mut report);
     }
+    match thread_stacks() {
+        Some(stacks) => {
+            let _ = write!(report, "\n  every thread's stack (gdb):\n{stacks}");
+        }
+        None => report.push_str("\n  (no thread stacks: gdb is missing or could not attach)"),
+    }
     report
+}
+
+/// Every thread's stack, from gdb attached to this process, or `None` if gdb is not installed,
+/// may not attach (the machine's ptrace policy), or takes over [`STACKS_WITHIN`]. Where a
+/// hang's threads wait is what its report most needs, and a hang in CI is rare and may not
+/// come again.
+fn thread_stacks() -> Option<String> {
+    let mut gdb = Command::new("gdb")
+        .args(["-batch", "-nx", "-p", &process::id().to_string()])
+        .args(["-ex", "thread apply all bt"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdout = gdb.stdout.take()?;
+    // Read on a thread of its own, so that a gdb that never ends is killed, not waited for.
+    let reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    let start = Instant::now();
+    while gdb.try_wait().ok()?.is_none() {
+        if start.elapsed() >= STACKS_WITHIN {
+            let _ = gdb.kill();
+            let _ = gdb.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let text = reader.join().ok()?;
+    text.contains("Thread ").then_some(text)
 }
 
 /// A panic payload whose `Drop` panics in turn, with another of its kind, unless the thread is
