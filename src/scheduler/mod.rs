@@ -113,10 +113,10 @@ pub(crate) struct Registry {
 struct PoolGate {
     /// Set once by `shutdown(cancel = true)`: pending tasks are cancelled instead of run.
     cancel_all: AtomicBool,
-    /// Bumped when a job that goes before every queued one is queued while no worker is idle
-    /// to take it: every worker in a chunk then ends it after its current task and looks at
-    /// the run queue's fairness rule, so that job is not held up by a chunk of tasks that
-    /// turned long (README.md, rule 3).
+    /// Bumped when the least queued key falls (a job is queued that goes before every queued
+    /// one) while no worker is idle to take it: every worker in a chunk then ends it after its
+    /// current task and looks at the run queue's fairness rule, so that job is not held up by
+    /// a chunk of tasks that turned long (README.md, rule 3).
     /// Bumped (`Release`) as well once `cancel_all` is set, so that it is the one pool-wide
     /// word a worker compares before each task.
     yield_requests: AtomicU64,
@@ -311,17 +311,11 @@ impl Registry {
         // Stored, then a look at the idle workers and at the least queued key, which a worker
         // may have raised since the first look (each of them stores, then looks here).
         fence(SeqCst);
-        let idle = self.aside.idle_workers() > 0;
-        let goes_first = key < self.queued_min.load(Relaxed);
-        if idle || goes_first {
+        if self.aside.idle_workers() > 0 || key < self.queued_min.load(Relaxed) {
+            // Moved into the run queue, it asks the busy workers to look up from their chunks
+            // if it goes first there (`publish_min`, rule 3).
             let mut shared = self.shared.lock();
             self.drain(&mut shared);
-        }
-        if goes_first && !idle {
-            // The job went first after all and every worker is busy: ask them to look up
-            // from their chunks (rule 3), once it counts in `queued_min`, as a push does.
-            // Behind a job at least as urgent, it changes no worker's decision to go on.
-            self.gate.yield_requests.fetch_add(1, Relaxed);
         }
         Ok(())
     }
@@ -413,15 +407,8 @@ impl Registry {
     }
 
     fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
-        let goes_first = key < shared.published_min;
         self.enqueue(shared, job, key);
         self.publish_min(shared);
-        if goes_first && shared.sleepers == 0 && shared.spinners == 0 {
-            // The job goes before every queued one and every worker is busy: ask them to look
-            // up from their chunks (rule 3). A job behind one at least as urgent changes no
-            // worker's decision to go on, which compares with the least queued key.
-            self.gate.yield_requests.fetch_add(1, Relaxed);
-        }
     }
 
     /// Moves the jobs in the inbox into the run queue (rule 12).
@@ -444,8 +431,8 @@ impl Registry {
     }
 
     /// Adds a job to the run queue and wakes a sleeper if the queue now needs one (rule 4);
-    /// the caller then publishes the least key. (A job from the inbox asked the busy workers
-    /// to look up when its submitter left it there, rule 12.)
+    /// the caller then publishes the least key, which asks the busy workers to look up from
+    /// their chunks if the job goes first (rule 3).
     fn enqueue(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
         shared.queue.push_at(job, key, Instant::now);
         // Wake a sleeper only for work that no awake idle worker will take (README.md, rule 4).
@@ -459,6 +446,14 @@ impl Registry {
     /// Mirrors the run queue's smallest key into `queued_min`, writing the atomic only when
     /// the value changes (every write is a cache miss for the workers that read it).
     ///
+    /// When it falls, a job now goes before every job that was queued (or the queue was
+    /// empty), and if every worker is busy they are asked to look up from their chunks: each
+    /// ends its chunk after its current task and applies the fairness rule, which compares
+    /// with `queued_min` (rule 3). A job queued behind one at least as urgent leaves it as it
+    /// was, and asks nothing. Whatever queued the job (a push, the inbox moved in by anyone),
+    /// the fall is seen here, so a job that goes first always asks, even when the minimum it
+    /// goes below was raised a moment before by a pop, and a worker may have read that.
+    ///
     /// A job in the inbox was left there while `queued_min` was at most its key (rule 12).
     /// So after a write, which may raise it, the inbox is looked at: stored, then a look
     /// (the submitter looks at `queued_min` after it stored its job), and what is there is
@@ -470,8 +465,12 @@ impl Registry {
             if min == shared.published_min {
                 return;
             }
+            let fell = min < shared.published_min;
             shared.published_min = min;
             self.queued_min.store(min, Relaxed);
+            if fell && shared.sleepers == 0 && shared.spinners == 0 {
+                self.gate.yield_requests.fetch_add(1, Relaxed);
+            }
             fence(SeqCst);
             if self.inbox.is_empty() {
                 return;
