@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 use jobpool::{Pool, Priority, Retry, TaskContext, TaskError};
 use pool_common::{hold_a_worker, Gate, Latch};
 
+/// Submits an urgent job: three tasks at `Priority::High` that log "u0" to "u2".
+fn submit_urgent(pool: &Pool, log: &Arc<Mutex<Vec<String>>>) -> jobpool::JobHandle<()> {
+    let log = log.clone();
+    pool.job()
+        .priority(Priority::High)
+        .submit((0..3).map(move |i| {
+            let log = log.clone();
+            move || log.lock().unwrap().push(format!("u{i}"))
+        }))
+}
+
 #[test]
 fn a_high_priority_job_gets_the_worker_after_one_task() {
     // One thread runs a bulk job; its first task waits at a gate until an urgent job is in.
@@ -29,15 +40,7 @@ fn a_high_priority_job_gets_the_worker_after_one_task() {
         }))
     };
     started.wait();
-    let urgent = {
-        let log = log.clone();
-        pool.job()
-            .priority(Priority::High)
-            .submit((0..3).map(move |i| {
-                let log = log.clone();
-                move || log.lock().unwrap().push(format!("u{i}"))
-            }))
-    };
+    let urgent = submit_urgent(&pool, &log);
     gate.open_all();
     urgent.wait().unwrap();
     bulk.wait().unwrap();
@@ -88,15 +91,7 @@ fn a_high_priority_job_cuts_a_chunk_claimed_while_a_normal_job_waited() {
     };
     gate.open(1);
     eighth.wait();
-    let urgent = {
-        let log = log.clone();
-        pool.job()
-            .priority(Priority::High)
-            .submit((0..3).map(move |i| {
-                let log = log.clone();
-                move || log.lock().unwrap().push(format!("u{i}"))
-            }))
-    };
+    let urgent = submit_urgent(&pool, &log);
     gate.open_all();
     urgent.wait().unwrap();
     normal.wait().unwrap();
