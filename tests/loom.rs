@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobpool::{Pool, SubmitErrorKind};
-use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 /// `n` tasks that each add one to `runs`.
 fn counting_tasks(n: usize, runs: &Arc<AtomicUsize>) -> Vec<impl FnOnce() + Send + 'static> {
@@ -401,6 +401,47 @@ fn a_job_queued_while_every_worker_is_busy_asks_them_to_yield() {
         small.wait().unwrap();
         big.wait().unwrap();
         assert_eq!(runs.load(SeqCst), 5);
+    });
+}
+
+/// Rule 3's bound for a job that goes first: an urgent job submitted while the one worker is
+/// between two chunks of a normal job (it has just decided not to yield, and is about to claim
+/// its next chunk of two tasks) still gets the worker after one task of that chunk. At most one
+/// task of the normal job starts between the urgent job's submission and its run.
+#[test]
+fn an_urgent_job_submitted_between_two_chunks_waits_for_one_task() {
+    model(2, || {
+        let pool = Pool::new(1);
+        let submitted = Arc::new(AtomicBool::new(false));
+        let urgent_ran = Arc::new(AtomicBool::new(false));
+        let started_meanwhile = Arc::new(AtomicUsize::new(0));
+        let bulk = {
+            let (submitted, urgent_ran) = (submitted.clone(), urgent_ran.clone());
+            let started_meanwhile = started_meanwhile.clone();
+            pool.job().cap(1).submit((0..3).map(move |_| {
+                let (submitted, urgent_ran) = (submitted.clone(), urgent_ran.clone());
+                let started_meanwhile = started_meanwhile.clone();
+                move || {
+                    if submitted.load(SeqCst) && !urgent_ran.load(SeqCst) {
+                        started_meanwhile.fetch_add(1, SeqCst);
+                    }
+                }
+            }))
+        };
+        let urgent = {
+            let urgent_ran = urgent_ran.clone();
+            pool.job()
+                .priority(jobpool::Priority::High)
+                .submit(vec![move || urgent_ran.store(true, SeqCst)])
+        };
+        submitted.store(true, SeqCst);
+        urgent.wait().unwrap();
+        bulk.wait().unwrap();
+        let meanwhile = started_meanwhile.load(SeqCst);
+        assert!(
+            meanwhile <= 1,
+            "{meanwhile} tasks of the normal job started while the urgent job waited"
+        );
     });
 }
 

@@ -356,6 +356,9 @@ where
         // per task only for a worker waiting with a deadline.
         let slice_start = now;
         let mut chunk_start = slice_start;
+        // The pool's asks to look up as this worker last read them, before it decided to
+        // claim: the next chunk watches for a change from there, less its own (rule 3).
+        let mut asks_seen = self.registry.yield_requests_seen();
         loop {
             // A deadline is checked at each claim as well as by its timer, so no task starts
             // after it, whenever the timer fires (rule 9).
@@ -398,30 +401,34 @@ where
             let push = self.queue_if_runnable(&mut st);
             drop(st);
             // A free token for another worker: in a turn from the run queue, the entry waits
-            // aside while no worker is idle and queued jobs go first (rule 11).
-            match (push, worker) {
+            // aside while no worker is idle and queued jobs go first (rule 11). A push of this
+            // job that goes first asks every busy worker to look up, this one too: not news
+            // to it, so not counted against its chunk.
+            let own_asks = match (push, worker) {
                 (true, Some(w)) if matches!(mode, Mode::Scheduled) => {
-                    let set = self.registry.push_or_set_aside(w, self.clone(), self.key());
-                    aside = set.then_some(w);
+                    let pushed = self.registry.push_or_set_aside(w, self.clone(), self.key());
+                    aside = pushed.is_none().then_some(w);
+                    pushed.unwrap_or(0)
                 }
                 (true, _) => self.registry.push(self.clone(), self.key()),
                 (false, Some(w)) if aside.is_some() && self.registry.goes_first(self.key()) => {
                     // The queued jobs that went first were taken: into the queue with it.
-                    if let Some(entry) = self.registry.take_aside(w) {
-                        self.registry.push(entry, self.key());
-                    }
                     aside = None;
+                    match self.registry.take_aside(w) {
+                        Some(entry) => self.registry.push(entry, self.key()),
+                        None => 0,
+                    }
                 }
-                _ => {}
-            }
+                _ => 0,
+            };
             if let Some(waker) = wake.take() {
                 wake_quietly(waker);
             }
             // Timers due (retries, rate slots, deadlines of any job) are fired by whichever
             // worker passes by first: one load per chunk (rule 9).
             self.registry.fire_timers(chunk_start);
-            // Read after this worker's own push, which may have bumped it.
-            let (yield_requests, pool_quiet) = self.registry.yield_requests_at_claim();
+            // Read after the asks seen (`yield_requests_seen`).
+            let pool_quiet = !self.registry.cancelling();
             // Once per chunk, so that a chunk's task events come in pairs.
             let listening = self.registry.listening();
 
@@ -429,7 +436,7 @@ where
             let chunk_run = ChunkRun {
                 first,
                 hand_back,
-                yield_requests,
+                yield_requests: asks_seen + own_asks,
                 looks,
                 quiet: job_quiet && pool_quiet,
                 mode,
@@ -492,6 +499,10 @@ where
                 self.ask_for_claimed_tasks();
                 dropped.extend(st.cancel_pending());
             }
+            // Read before the look at `queued_min` in `should_yield`: a job that goes first
+            // and asks in between is either seen there or seen by the next chunk after its
+            // first task (rule 3).
+            asks_seen = self.registry.yield_requests_seen();
             let stop = match mode {
                 Mode::Scheduled => self
                     .registry

@@ -348,9 +348,14 @@ impl Registry {
     ///
     /// A thread outside the pool may push the entry of a job whose last task ran between its
     /// decision and the push: if every worker has left meanwhile, the entry is dropped (rule 7).
-    pub(crate) fn push(&self, job: Arc<dyn Schedulable>, key: u64) {
-        if let Some((mut shared, job)) = self.unless_gone(self.shared.lock(), job) {
-            self.push_locked(&mut shared, job, key);
+    ///
+    /// Returns how many times the push asked the busy workers to look up from their chunks
+    /// (`publish_min`): a worker that pushes its own job between two chunks does not count its
+    /// own asks as news (rule 3).
+    pub(crate) fn push(&self, job: Arc<dyn Schedulable>, key: u64) -> u64 {
+        match self.unless_gone(self.shared.lock(), job) {
+            Some((mut shared, job)) => self.push_locked(&mut shared, job, key),
+            None => 0,
         }
     }
 
@@ -375,24 +380,18 @@ impl Registry {
 
     /// As `push`, for worker `worker` in a turn of the job: unless the job would go before
     /// every queued one, its entry is set aside in the worker's slot instead, while no worker
-    /// is idle (rule 11). Returns whether it was set aside.
+    /// is idle (rule 11). Returns `None` if it was set aside, and otherwise the asks of its
+    /// push (`push`).
     pub(crate) fn push_or_set_aside(
         &self,
         worker: usize,
         job: Arc<dyn Schedulable>,
         key: u64,
-    ) -> bool {
+    ) -> Option<u64> {
         if self.goes_first(key) {
-            self.push(job, key);
-            return false;
+            return Some(self.push(job, key));
         }
-        match self.aside.set(worker, job) {
-            Some(job) => {
-                self.push(job, key);
-                false
-            }
-            None => true,
-        }
+        self.aside.set(worker, job).map(|job| self.push(job, key))
     }
 
     /// Takes back the entry worker `worker` set aside, if no idle worker took it.
@@ -406,9 +405,10 @@ impl Registry {
         key < self.queued_min.load(Relaxed)
     }
 
-    fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) {
+    /// Queues `job` and publishes the least key; returns the asks (`publish_min`).
+    fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) -> u64 {
         self.enqueue(shared, job, key);
-        self.publish_min(shared);
+        self.publish_min(shared)
     }
 
     /// Moves the jobs in the inbox into the run queue (rule 12).
@@ -458,22 +458,27 @@ impl Registry {
     /// So after a write, which may raise it, the inbox is looked at: stored, then a look
     /// (the submitter looks at `queued_min` after it stored its job), and what is there is
     /// queued, with the new minimum published in turn.
+    ///
+    /// Returns how many times it asked. The ask is released after the new minimum, so a worker
+    /// that sees the ask (`yield_requests_seen`) and then looks at `queued_min` sees the job.
     #[inline]
-    fn publish_min(&self, shared: &mut Shared) {
+    fn publish_min(&self, shared: &mut Shared) -> u64 {
+        let mut asked = 0;
         loop {
             let min = shared.queue.min_key();
             if min == shared.published_min {
-                return;
+                return asked;
             }
             let fell = min < shared.published_min;
             shared.published_min = min;
             self.queued_min.store(min, Relaxed);
             if fell && shared.sleepers == 0 && shared.spinners == 0 {
-                self.gate.yield_requests.fetch_add(1, Relaxed);
+                self.gate.yield_requests.fetch_add(1, Release);
+                asked += 1;
             }
             fence(SeqCst);
             if self.inbox.is_empty() {
-                return;
+                return asked;
             }
             self.move_inbox(shared);
         }
@@ -602,12 +607,14 @@ impl Registry {
         self.gate.yield_requests.load(Relaxed)
     }
 
-    /// `yield_requests` at a chunk's claim (`Acquire`), and whether the pool let a chunk run
-    /// on then (not cancelling): read in this order, if the counter has not moved since, the
-    /// pool is still not cancelling.
-    pub(crate) fn yield_requests_at_claim(&self) -> (u64, bool) {
-        let requests = self.gate.yield_requests.load(Acquire);
-        (requests, !self.gate.cancel_all.load(Relaxed))
+    /// `yield_requests` as a worker between two chunks reads it, before it looks at
+    /// `queued_min` to decide whether to claim the next one (`Acquire`, against the asks'
+    /// `Release`): if an ask is in the value, the fairness rule sees the job that asked; if
+    /// not, the chunk, which watches for a change from this value, sees the ask (rule 3). The
+    /// pool's `cancelling` is read after it, at the claim: if the counter has not moved since,
+    /// the pool is still not cancelling.
+    pub(crate) fn yield_requests_seen(&self) -> u64 {
+        self.gate.yield_requests.load(Acquire)
     }
 
     /// Blocks until there is a job to run; `None` when the worker should exit.
