@@ -349,10 +349,11 @@ fn shutdown_now_stops_the_rest_of_a_claimed_chunk() {
         let pool = Pool::new(1);
         let runs = Arc::new(AtomicUsize::new(0));
         let stopper = pool.clone();
-        let mut tasks: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
-        tasks.push(Box::new(counting_tasks(1, &runs).pop().unwrap()));
-        tasks.push(Box::new(move || stopper.shutdown_now()));
-        tasks.push(Box::new(counting_tasks(1, &runs).pop().unwrap()));
+        let tasks: Vec<Box<dyn FnOnce() + Send>> = vec![
+            Box::new(counting_tasks(1, &runs).pop().unwrap()),
+            Box::new(move || stopper.shutdown_now()),
+            Box::new(counting_tasks(1, &runs).pop().unwrap()),
+        ];
         let err = pool.submit(tasks, 1).wait().unwrap_err();
         assert_eq!(err.cancelled().collect::<Vec<_>>(), vec![2]);
         assert_eq!(runs.load(SeqCst), 1);
