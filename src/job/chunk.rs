@@ -37,7 +37,8 @@ pub(super) struct ChunkRun {
     pub(super) first: usize,
     /// The job's `hand_back` counter when the chunk was claimed.
     pub(super) hand_back: u64,
-    /// The pool's `yield_requests` when the chunk was claimed.
+    /// The pool's `yield_requests` as the worker read it before it decided to claim the
+    /// chunk, plus the asks of its own push at the claim (README.md, rule 3).
     pub(super) yield_requests: u64,
     /// The job's `looks` when the chunk was claimed.
     pub(super) looks: u32,
@@ -50,8 +51,9 @@ pub(super) struct ChunkRun {
 
 impl ChunkRun {
     /// Whether the two counters a quiet chunk watches, the job's `looks` and the pool's
-    /// `yield_requests`, still have the values they had at the claim: then nothing needs the
-    /// chunk's next task to wait or not start (rule 3).
+    /// `yield_requests`, still have the values the chunk started from (`looks` at its claim,
+    /// `yield_requests` before it): then nothing needs the chunk's next task to wait or not
+    /// start (rule 3).
     #[inline]
     fn unmoved(&self, gate: &TaskGate, registry: &Registry) -> bool {
         // Both compared, then one branch, not one a counter: on empty tasks the quiet loop is
