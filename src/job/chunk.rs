@@ -38,7 +38,8 @@ pub(super) struct ChunkRun {
     /// The job's `hand_back` counter when the chunk was claimed.
     pub(super) hand_back: u64,
     /// The pool's `yield_requests` as the worker read it before it decided to claim the
-    /// chunk, plus the asks of its own push at the claim (README.md, rule 3).
+    /// chunk, plus the ask its own push of the job made at the claim, if any (README.md,
+    /// rule 3).
     pub(super) yield_requests: u64,
     /// The job's `looks` when the chunk was claimed.
     pub(super) looks: u32,

@@ -404,22 +404,21 @@ where
             // aside while no worker is idle and queued jobs go first (rule 11). A push of this
             // job that goes first asks every busy worker to look up, this one too: not news
             // to it, so not counted against its chunk.
-            let own_asks = match (push, worker) {
+            let asked_here = match (push, worker) {
                 (true, Some(w)) if matches!(mode, Mode::Scheduled) => {
                     let pushed = self.registry.push_or_set_aside(w, self.clone(), self.key());
                     aside = pushed.is_none().then_some(w);
-                    pushed.unwrap_or(0)
+                    pushed.unwrap_or(false)
                 }
                 (true, _) => self.registry.push(self.clone(), self.key()),
                 (false, Some(w)) if aside.is_some() && self.registry.goes_first(self.key()) => {
                     // The queued jobs that went first were taken: into the queue with it.
                     aside = None;
-                    match self.registry.take_aside(w) {
-                        Some(entry) => self.registry.push(entry, self.key()),
-                        None => 0,
-                    }
+                    self.registry
+                        .take_aside(w)
+                        .is_some_and(|entry| self.registry.push(entry, self.key()))
                 }
-                _ => 0,
+                _ => false,
             };
             if let Some(waker) = wake.take() {
                 wake_quietly(waker);
@@ -436,7 +435,7 @@ where
             let chunk_run = ChunkRun {
                 first,
                 hand_back,
-                yield_requests: asks_seen + own_asks,
+                yield_requests: asks_seen + u64::from(asked_here),
                 looks,
                 quiet: job_quiet && pool_quiet,
                 mode,

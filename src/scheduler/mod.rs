@@ -7,6 +7,8 @@
 #[cfg(all(test, not(loom)))]
 mod admit_tests;
 mod aside;
+#[cfg(all(test, not(loom)))]
+mod ask_tests;
 mod inbox;
 #[cfg(all(test, loom))]
 mod inbox_tests;
@@ -349,13 +351,13 @@ impl Registry {
     /// A thread outside the pool may push the entry of a job whose last task ran between its
     /// decision and the push: if every worker has left meanwhile, the entry is dropped (rule 7).
     ///
-    /// Returns how many times the push asked the busy workers to look up from their chunks
-    /// (`publish_min`): a worker that pushes its own job between two chunks does not count its
-    /// own asks as news (rule 3).
-    pub(crate) fn push(&self, job: Arc<dyn Schedulable>, key: u64) -> u64 {
+    /// Returns whether `job` went first and asked the busy workers to look up from their
+    /// chunks (`publish_min`): a worker that pushes its own job between two chunks does not
+    /// count that ask as news (rule 3).
+    pub(crate) fn push(&self, job: Arc<dyn Schedulable>, key: u64) -> bool {
         match self.unless_gone(self.shared.lock(), job) {
             Some((mut shared, job)) => self.push_locked(&mut shared, job, key),
-            None => 0,
+            None => false,
         }
     }
 
@@ -380,14 +382,14 @@ impl Registry {
 
     /// As `push`, for worker `worker` in a turn of the job: unless the job would go before
     /// every queued one, its entry is set aside in the worker's slot instead, while no worker
-    /// is idle (rule 11). Returns `None` if it was set aside, and otherwise the asks of its
-    /// push (`push`).
+    /// is idle (rule 11). Returns `None` if it was set aside, and otherwise whether its push
+    /// asked (`push`).
     pub(crate) fn push_or_set_aside(
         &self,
         worker: usize,
         job: Arc<dyn Schedulable>,
         key: u64,
-    ) -> Option<u64> {
+    ) -> Option<bool> {
         if self.goes_first(key) {
             return Some(self.push(job, key));
         }
@@ -405,8 +407,8 @@ impl Registry {
         key < self.queued_min.load(Relaxed)
     }
 
-    /// Queues `job` and publishes the least key; returns the asks (`publish_min`).
-    fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) -> u64 {
+    /// Queues `job` and publishes the least key; returns whether `job` asked (`publish_min`).
+    fn push_locked(&self, shared: &mut Shared, job: Arc<dyn Schedulable>, key: u64) -> bool {
         self.enqueue(shared, job, key);
         self.publish_min(shared)
     }
@@ -459,11 +461,14 @@ impl Registry {
     /// (the submitter looks at `queued_min` after it stored its job), and what is there is
     /// queued, with the new minimum published in turn.
     ///
-    /// Returns how many times it asked. The ask is released after the new minimum, so a worker
-    /// that sees the ask (`yield_requests_seen`) and then looks at `queued_min` sees the job.
+    /// Returns whether the queue as the caller left it asked: the minimum published before
+    /// was the queue's before the caller's change, so the ask is for what the caller queued,
+    /// not for a job of the inbox. An ask is released after its new minimum, so a worker that
+    /// sees the ask (`yield_requests_seen`) and then looks at `queued_min` sees the job.
     #[inline]
-    fn publish_min(&self, shared: &mut Shared) -> u64 {
-        let mut asked = 0;
+    fn publish_min(&self, shared: &mut Shared) -> bool {
+        let mut first_round = true;
+        let mut asked = false;
         loop {
             let min = shared.queue.min_key();
             if min == shared.published_min {
@@ -474,12 +479,13 @@ impl Registry {
             self.queued_min.store(min, Relaxed);
             if fell && shared.sleepers == 0 && shared.spinners == 0 {
                 self.gate.yield_requests.fetch_add(1, Release);
-                asked += 1;
+                asked |= first_round;
             }
             fence(SeqCst);
             if self.inbox.is_empty() {
                 return asked;
             }
+            first_round = false;
             self.move_inbox(shared);
         }
     }
